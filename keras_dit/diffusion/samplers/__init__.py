@@ -1,0 +1,1 @@
+"""Samplers: turn noise into data with a model function ``model_fn(x, t)``."""

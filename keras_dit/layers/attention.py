@@ -1,0 +1,50 @@
+"""Multi-head self-attention over tokens through ``keras.ops.dot_product_attention``."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_dit")
+class SelfAttention(keras.layers.Layer):
+    """Multi-head self-attention with a fused q/k/v projection (one GEMM) and an output projection.
+
+    Args:
+        hidden_size: token width D; must be divisible by ``num_heads``.
+        num_heads: number of heads.
+        qkv_bias: whether the q/k/v projection has a bias (True in DiT).
+
+    Call arguments:
+        x: (B, T, D) tokens. Returns (B, T, D).
+    """
+
+    def __init__(self, hidden_size, num_heads, qkv_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(
+                f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}; "
+                f"choose num_heads among the divisors of {hidden_size}."
+            )
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.qkv_bias = qkv_bias
+        self.head_dim = hidden_size // num_heads
+        self.qkv = keras.layers.Dense(3 * hidden_size, use_bias=qkv_bias, name="qkv")
+        self.proj = keras.layers.Dense(hidden_size, name="proj")
+
+    def build(self, input_shape):
+        self.qkv.build((None, None, self.hidden_size))
+        self.proj.build((None, None, self.hidden_size))
+
+    def call(self, x):
+        qkv = ops.reshape(self.qkv(x), (-1, x.shape[1], 3, self.num_heads, self.head_dim))  # (B, T, 3, H, Dh)
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        out = ops.dot_product_attention(q, k, v)  # (B, T, H, Dh)
+        return self.proj(ops.reshape(out, (-1, x.shape[1], self.hidden_size)))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "hidden_size": self.hidden_size,
+            "num_heads": self.num_heads,
+            "qkv_bias": self.qkv_bias,
+        }

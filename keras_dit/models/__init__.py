@@ -1,0 +1,4 @@
+"""Backbones (DiT, U-ViT, ReiMei) and autoencoders (KL-VAE), each with presets."""
+
+from keras_dit.models.backbone import Backbone
+from keras_dit.models.dit import DiT

@@ -1,0 +1,48 @@
+"""Base class of the denoising backbones: a functional Keras model over ``{"x", "t", "condition"}``."""
+
+import difflib
+
+import keras
+
+
+class Backbone(keras.Model):
+    """A denoiser ``f({"x": x_t, "t": t, "condition": c}) -> prediction`` with named presets.
+
+    Subclasses build a functional graph in ``__init__``, keep their constructor arguments in
+    ``self._init_args`` (that is their whole config) and list their presets in ``presets``
+    (name -> constructor keyword arguments). ``check_inputs`` validates a call's inputs with messages
+    that say what was expected; value checks run only when values are concrete (not inside ``jit``).
+    """
+
+    presets = {}
+
+    @classmethod
+    def from_preset(cls, name, **overrides):
+        """Build a preset, e.g. ``DiT.from_preset("DiT-S/2", input_size=16, num_classes=10)``."""
+        if name not in cls.presets:
+            close = difflib.get_close_matches(str(name), cls.presets, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"Unknown {cls.__name__} preset {name!r}.{hint} Valid presets: {', '.join(cls.presets)}."
+            )
+        return cls(**{**cls.presets[name], **overrides})
+
+    def __call__(self, inputs, *args, **kwargs):
+        if not isinstance(inputs, dict):
+            raise ValueError(
+                f"{type(self).__name__} takes a dict {{'x': x_t, 't': t, 'condition': c}}, "
+                f"got {type(inputs).__name__}."
+            )
+        inputs = self.check_inputs(dict(inputs))
+        return super().__call__(inputs, *args, **kwargs)
+
+    def check_inputs(self, inputs):
+        """Validate (and possibly normalise) a call's input dict; subclasses extend this."""
+        return inputs
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self._init_args}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

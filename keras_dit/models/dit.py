@@ -1,0 +1,181 @@
+"""DiT: Scalable Diffusion Models with Transformers (Peebles & Xie, 2023), channels-last.
+
+The layout follows the reference: patch embedding + fixed 2D sin-cos positions, a timestep embedder
+(256 sinusoidal frequencies + MLP) summed with a class embedder (with a null class for CFG), ``depth``
+adaLN-Zero blocks, a modulated final layer and unpatchify.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dit.backend import concrete_value
+from keras_dit.conditioning.class_labels import ClassLabelEmbedding
+from keras_dit.layers.dit_block import DiTBlock, FinalLayer
+from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
+from keras_dit.layers.position_embedding import SinCosPositionEmbedding
+from keras_dit.layers.timestep_embedding import TimestepEmbedding
+from keras_dit.models.backbone import Backbone
+
+# The paper's 12 configurations: (depth, hidden_size, num_heads) per size, times patch sizes 2, 4, 8. Like the
+# reference, presets are ImageNet-256 latent models: 32 x 32 x 4 inputs, 1000 classes, learned sigma.
+_SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+DIT_PRESETS = {
+    f"DiT-{size}/{patch}": dict(
+        input_size=32, patch_size=patch, in_channels=4, hidden_size=hidden, depth=depth, num_heads=heads,
+        learn_sigma=True, num_classes=1000,
+    )
+    for size, (depth, hidden, heads) in _SIZES.items()
+    for patch in (2, 4, 8)
+}
+# Initialisation is the reference's: Keras' Dense default (xavier-uniform kernel, zero bias) everywhere, except
+# N(0, 0.02) for the timestep MLP and label table and zeros for adaLN modulations and the final projection, each
+# set where that layer is defined.
+
+
+@keras.saving.register_keras_serializable(package="keras_dit")
+class DiT(Backbone):
+    """Diffusion Transformer backbone.
+
+    Args:
+        input_size: height and width of the (square) input, e.g. 32 for 256 px images in an f8 latent space.
+        patch_size: side of the square patches; must divide ``input_size``.
+        in_channels: channels of ``x``.
+        hidden_size, depth, num_heads, mlp_ratio: transformer width, blocks, heads and MLP expansion.
+        learn_sigma: also predict the variance interpolation (output has ``2 * in_channels`` channels:
+            the prediction first, then the variance values), as DiT's hybrid loss needs.
+        num_classes: number of class labels; ``None`` builds an unconditional model.
+        class_dropout_prob: label dropout for classifier-free guidance; > 0 adds the null class
+            (label ``num_classes``).
+        timestep_frequency_shift: 0 as the reference DiT, 1 as diffusers' ``DiTTransformer2DModel``.
+        norm_eps: epsilon of the block and final LayerNorms (1e-6).
+        mlp_norm_eps: epsilon of the blocks' MLP-branch LayerNorm; ``None`` means ``norm_eps``
+            (diffusers uses 1e-5 there).
+        seed: seed of the label dropout.
+
+    Call arguments:
+        inputs: dict with ``"x"`` (B, H, W, C) noisy inputs, ``"t"`` (B,) timesteps (float, DDPM
+            integer-valued or 1000 t for flows) and ``"condition"`` (B,) integer labels (omit when
+            unconditional).
+
+    Example:
+    >>> model = DiT.from_preset("DiT-S/2", input_size=8, num_classes=10)
+    >>> y = model({"x": np.zeros((2, 8, 8, 4)), "t": np.array([1.0, 500.0]), "condition": np.array([3, 10])})
+    """
+
+    presets = DIT_PRESETS
+
+    def __init__(
+        self,
+        input_size,
+        patch_size,
+        in_channels,
+        hidden_size,
+        depth,
+        num_heads,
+        mlp_ratio=4.0,
+        learn_sigma=False,
+        num_classes=None,
+        class_dropout_prob=0.1,
+        timestep_frequency_shift=0,
+        norm_eps=1e-6,
+        mlp_norm_eps=None,
+        seed=None,
+        **kwargs,
+    ):
+        if input_size % patch_size:
+            raise ValueError(
+                f"input_size={input_size} is not divisible by patch_size={patch_size}; "
+                f"use an input size that is a multiple of {patch_size}, or another patch size."
+            )
+        out_channels = 2 * in_channels if learn_sigma else in_channels
+        grid = input_size // patch_size
+
+        x_in = keras.Input((input_size, input_size, in_channels), name="x")
+        t_in = keras.Input((), name="t")
+        inputs = {"x": x_in, "t": t_in}
+
+        tokens = PatchEmbedding(patch_size, hidden_size, name="patch_embedding")(x_in)  # (B, T, D)
+        tokens = SinCosPositionEmbedding((grid, grid), name="position_embedding")(tokens)
+        c = TimestepEmbedding(hidden_size, frequency_shift=timestep_frequency_shift, name="timestep_embedding")(
+            t_in
+        )  # (B, D)
+        label_embedding = None
+        if num_classes is not None:
+            inputs["condition"] = keras.Input((), dtype="int32", name="condition")
+            label_embedding = ClassLabelEmbedding(
+                num_classes, hidden_size, class_dropout_prob, seed=seed, name="label_embedding"
+            )
+            c = c + label_embedding(inputs["condition"])
+        for i in range(depth):
+            block = DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, name=f"block_{i}")
+            tokens = block(tokens, c)
+        tokens = FinalLayer(hidden_size, patch_size, out_channels, norm_eps, name="final_layer")(tokens, c)
+        outputs = unpatchify(tokens, (grid, grid), patch_size, out_channels)  # (B, H, W, out_channels)
+
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.label_embedding = label_embedding
+        self._init_args = dict(
+            input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
+            depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
+            num_classes=num_classes, class_dropout_prob=class_dropout_prob,
+            timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
+            seed=seed,
+        )
+        for key, value in self._init_args.items():
+            setattr(self, key, value)
+        self.out_channels = out_channels
+
+    @property
+    def null_condition(self):
+        """The label meaning "no condition" (for CFG), or ``None`` if the model has none."""
+        return self.label_embedding.null_label if self.label_embedding is not None else None
+
+    def check_inputs(self, inputs):
+        unknown = set(inputs) - {"x", "t", "condition"}
+        if unknown:
+            raise ValueError(f"Unknown DiT input keys {sorted(unknown)}; expected 'x', 't' and 'condition'.")
+        if "x" not in inputs or "t" not in inputs:
+            raise ValueError("DiT inputs need 'x' (B, H, W, C) and 't' (B,).")
+        x = inputs["x"]
+        expected = (self.input_size, self.input_size, self.in_channels)
+        if len(x.shape) != 4:
+            raise ValueError(f"DiT input 'x' must have rank 4 (B, H, W, C), got shape {tuple(x.shape)}.")
+        if tuple(x.shape[1:]) != expected:
+            h, w = x.shape[1:3]
+            hint = ""
+            if h is not None and (h % self.patch_size or w % self.patch_size):
+                hint = f" ({h}x{w} is not divisible by patch_size={self.patch_size})"
+            raise ValueError(
+                f"DiT input 'x' has shape {tuple(x.shape)}{hint}; this model was built for (B, *{expected}). "
+                "Resize the inputs or build the model with matching input_size / in_channels."
+            )
+        batch = x.shape[0]
+        t = inputs["t"]
+        if len(getattr(t, "shape", ())) == 0:
+            inputs["t"] = t = ops.full((ops.shape(x)[0],), t, dtype="float32")
+        if len(t.shape) != 1 or (batch is not None and t.shape[0] not in (None, batch)):
+            raise ValueError(f"DiT input 't' must have shape ({batch},), got {tuple(t.shape)}.")
+        condition = inputs.get("condition")
+        if self.num_classes is None:
+            if condition is not None:
+                raise ValueError("This DiT is unconditional (num_classes=None) but got a 'condition'.")
+            inputs.pop("condition", None)
+            return inputs
+        if condition is None:
+            raise ValueError(
+                f"This DiT is class-conditional (num_classes={self.num_classes}); pass 'condition' labels "
+                f"(use {self.null_condition} for the null class)."
+            )
+        if len(condition.shape) != 1 or (batch is not None and condition.shape[0] not in (None, batch)):
+            raise ValueError(f"DiT input 'condition' must be (B,) labels, B={batch}; got {tuple(condition.shape)}.")
+        values = concrete_value(condition)
+        if values is not None and values.size:
+            highest = self.num_classes if self.null_condition is not None else self.num_classes - 1
+            if np.any(values != np.round(values)) or values.min() < 0 or values.max() > highest:
+                raise ValueError(
+                    f"DiT labels must be integers in [0, {highest}] ({self.num_classes} classes"
+                    + (f", {self.null_condition} = null class" if self.null_condition is not None else "")
+                    + f"); got values in [{values.min()}, {values.max()}]."
+                )
+        return inputs

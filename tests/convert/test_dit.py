@@ -1,0 +1,185 @@
+"""DiT parity with diffusers' DiTTransformer2DModel and the reference checkpoint layout."""
+
+import numpy as np
+import pytest
+
+import keras_dit as kd
+from tests.helpers import assert_close, nchw_to_nhwc, nhwc_to_nchw, to_torch, torch_no_grad
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+
+CONFIGS = {
+    "patch2-sigma": dict(num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8,
+                         num_layers=2, sample_size=8, patch_size=2, num_embeds_ada_norm=10),
+    "patch4-nosigma": dict(num_attention_heads=4, attention_head_dim=8, in_channels=3, out_channels=3,
+                           num_layers=3, sample_size=16, patch_size=4, num_embeds_ada_norm=5),
+    "patch2-1head": dict(num_attention_heads=1, attention_head_dim=24, in_channels=4, out_channels=4,
+                         num_layers=1, sample_size=8, patch_size=2, num_embeds_ada_norm=3),
+}
+
+
+def random_diffusers_dit(config):
+    """A diffusers DiT with random weights everywhere (adaLN and output too), embedders tied across blocks."""
+    torch.manual_seed(0)
+    peer = diffusers.DiTTransformer2DModel(**config).eval()
+    with torch.no_grad():
+        for param in peer.parameters():
+            param.normal_(0.0, 0.1)
+        first = peer.transformer_blocks[0].norm1.emb
+        for block in peer.transformer_blocks[1:]:
+            block.norm1.emb.load_state_dict(first.state_dict())
+    return peer
+
+
+def peer_inputs(config, batch=3):
+    rng = np.random.default_rng(0)
+    size, channels = config["sample_size"], config["in_channels"]
+    x = rng.standard_normal((batch, size, size, channels)).astype("float32")
+    t = np.array([0.0, 17.0, 999.0][:batch], dtype="float32")
+    labels = rng.integers(0, config["num_embeds_ada_norm"] + 1, size=batch).astype("int32")
+    labels[-1] = config["num_embeds_ada_norm"]  # the null class
+    return x, t, labels
+
+
+def peer_forward(peer, x, t, labels):
+    with torch_no_grad():
+        out = peer(to_torch(nhwc_to_nchw(x)), timestep=to_torch(t), class_labels=to_torch(labels).long()).sample
+    return nchw_to_nhwc(out)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_from_diffusers_matches_peer(name):
+    config = CONFIGS[name]
+    peer = random_diffusers_dit(config)
+    model = kd.convert.from_diffusers(peer)
+    x, t, labels = peer_inputs(config)
+    ours = model({"x": x, "t": t, "condition": labels})
+    assert_close(ours, peer_forward(peer, x, t, labels), atol=1e-4, what=f"DiT vs diffusers ({name})")
+
+
+def test_from_diffusers_directory(tmp_path):
+    config = CONFIGS["patch2-sigma"]
+    peer = random_diffusers_dit(config)
+    peer.save_pretrained(tmp_path)
+    model = kd.convert.from_diffusers(str(tmp_path))
+    x, t, labels = peer_inputs(config)
+    assert_close(model({"x": x, "t": t, "condition": labels}), peer_forward(peer, x, t, labels), atol=1e-4)
+
+
+def test_untied_diffusers_embedders_are_refused():
+    peer = random_diffusers_dit(CONFIGS["patch2-sigma"])
+    with torch.no_grad():
+        peer.transformer_blocks[1].norm1.emb.timestep_embedder.linear_1.bias.add_(1.0)
+    with pytest.raises(ValueError, match="block 1 has a timestep/label embedder different"):
+        kd.convert.from_diffusers(peer)
+
+
+def to_reference_layout(peer):
+    """Rename a diffusers DiT state dict to the reference repo's keys (the layout of its released .pt files)."""
+    sd = {k: v.detach().numpy() for k, v in peer.state_dict().items()}
+    emb = "transformer_blocks.0.norm1.emb"
+    ref = {
+        "x_embedder.proj.weight": sd["pos_embed.proj.weight"],
+        "x_embedder.proj.bias": sd["pos_embed.proj.bias"],
+        "t_embedder.mlp.0.weight": sd[f"{emb}.timestep_embedder.linear_1.weight"],
+        "t_embedder.mlp.0.bias": sd[f"{emb}.timestep_embedder.linear_1.bias"],
+        "t_embedder.mlp.2.weight": sd[f"{emb}.timestep_embedder.linear_2.weight"],
+        "t_embedder.mlp.2.bias": sd[f"{emb}.timestep_embedder.linear_2.bias"],
+        "y_embedder.embedding_table.weight": sd[f"{emb}.class_embedder.embedding_table.weight"],
+        "final_layer.adaLN_modulation.1.weight": sd["proj_out_1.weight"],
+        "final_layer.adaLN_modulation.1.bias": sd["proj_out_1.bias"],
+        "final_layer.linear.weight": sd["proj_out_2.weight"],
+        "final_layer.linear.bias": sd["proj_out_2.bias"],
+        "pos_embed": np.zeros((1, 16, 32), "float32"),
+    }
+    for i in range(peer.config.num_layers):
+        src, dst = f"transformer_blocks.{i}", f"blocks.{i}"
+        for part in ("weight", "bias"):
+            ref[f"{dst}.attn.qkv.{part}"] = np.concatenate([sd[f"{src}.attn1.to_{k}.{part}"] for k in "qkv"])
+            ref[f"{dst}.attn.proj.{part}"] = sd[f"{src}.attn1.to_out.0.{part}"]
+            ref[f"{dst}.mlp.fc1.{part}"] = sd[f"{src}.ff.net.0.proj.{part}"]
+            ref[f"{dst}.mlp.fc2.{part}"] = sd[f"{src}.ff.net.2.{part}"]
+            ref[f"{dst}.adaLN_modulation.1.{part}"] = sd[f"{src}.norm1.linear.{part}"]
+    return ref
+
+
+def reference_overrides(config):
+    return dict(input_size=config["sample_size"], patch_size=config["patch_size"],
+                in_channels=config["in_channels"], hidden_size=32, depth=config["num_layers"],
+                num_heads=config["num_attention_heads"], num_classes=config["num_embeds_ada_norm"],
+                learn_sigma=True)
+
+
+def test_from_dit_checkpoint_reference_layout(tmp_path):
+    """The reference layout loads (from a dict and from a train.py-style .pt with "ema") and matches the
+    network it came from once the two documented differences are set to the diffusers values."""
+    config = CONFIGS["patch2-sigma"]
+    peer = random_diffusers_dit(config)
+    ref = to_reference_layout(peer)
+    x, t, labels = peer_inputs(config)
+    expected = peer_forward(peer, x, t, labels)
+    overrides = dict(reference_overrides(config), timestep_frequency_shift=1, mlp_norm_eps=1e-5)
+    model = kd.convert.from_dit_checkpoint(ref, "DiT-S/2", **overrides)
+    assert_close(model({"x": x, "t": t, "condition": labels}), expected, atol=1e-4)
+
+    path = tmp_path / "0001000.pt"
+    torch.save({"model": {k: torch.zeros(1) for k in ref}, "ema": {k: torch.from_numpy(v) for k, v in ref.items()}},
+               path)
+    loaded = kd.convert.from_dit_checkpoint(path, "DiT-S/2", **overrides)
+    assert_close(loaded({"x": x, "t": t, "condition": labels}), expected, atol=1e-4)
+
+
+def test_reference_defaults_differ_from_diffusers_as_documented():
+    """With the reference's own settings (shift 0, eps 1e-6) outputs move: both options are real."""
+    config = CONFIGS["patch2-sigma"]
+    peer = random_diffusers_dit(config)
+    model = kd.convert.from_dit_checkpoint(to_reference_layout(peer), "DiT-S/2", **reference_overrides(config))
+    x, t, labels = peer_inputs(config)
+    diff = np.abs(np.asarray(model({"x": x, "t": t, "condition": labels})) - peer_forward(peer, x, t, labels))
+    assert diff.max() > 1e-3
+
+
+def test_checkpoint_with_missing_and_misshapen_keys_names_them():
+    config = CONFIGS["patch2-sigma"]
+    ref = to_reference_layout(random_diffusers_dit(config))
+    del ref["blocks.1.mlp.fc2.bias"]
+    ref["final_layer.linear.weight"] = ref["final_layer.linear.weight"][:5]
+    with pytest.raises(ValueError) as info:
+        kd.convert.from_dit_checkpoint(ref, "DiT-S/2", **reference_overrides(config))
+    message = str(info.value)
+    assert "missing keys: blocks.1.mlp.fc2.bias" in message
+    assert "final_layer.linear.weight" in message and "wrong shapes" in message
+
+
+def test_failed_conversion_leaves_no_partial_weights():
+    """All-or-nothing: a state dict with one bad key assigns nothing."""
+    config = CONFIGS["patch2-sigma"]
+    ref = to_reference_layout(random_diffusers_dit(config))
+    ref["blocks.1.mlp.fc2.bias"] = np.zeros(3, "float32")
+    model = kd.models.DiT.from_preset("DiT-S/2", **reference_overrides(config))
+    before = [np.array(w) for w in model.get_weights()]
+    loader = kd.convert.StateDictLoader(ref)
+    loader.assign(model.get_layer("final_layer").linear.bias, "final_layer.linear.bias")
+    loader.assign(model.get_layer("block_1").mlp.fc2.bias, "blocks.1.mlp.fc2.bias")
+    with pytest.raises(ValueError, match="wrong shapes"):
+        loader.apply(ignore=("",))
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_missing_checkpoint_file():
+    with pytest.raises(FileNotFoundError, match="No checkpoint file"):
+        kd.convert.from_dit_checkpoint("/nonexistent/DiT-XL-2-256x256.pt")
+
+
+def test_converted_model_survives_keras_round_trip(tmp_path):
+    import keras
+
+    config = CONFIGS["patch4-nosigma"]
+    model = kd.convert.from_diffusers(random_diffusers_dit(config))
+    x, t, labels = peer_inputs(config)
+    model.save(tmp_path / "converted.keras")
+    loaded = keras.saving.load_model(tmp_path / "converted.keras")
+    inputs = {"x": x, "t": t, "condition": labels}
+    assert_close(loaded(inputs), model(inputs), atol=1e-6)
