@@ -3,6 +3,7 @@
 import difflib
 
 import keras
+import numpy as np
 
 
 class Backbone(keras.Model):
@@ -33,8 +34,22 @@ class Backbone(keras.Model):
                 f"{type(self).__name__} takes a dict {{'x': x_t, 't': t, 'condition': c}}, "
                 f"got {type(inputs).__name__}."
             )
-        inputs = self.check_inputs(dict(inputs))
+        # NumPy / Python values become tensors first: a call must not mix the two.
+        inputs = {
+            key: keras.ops.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, float, int)) else value
+            for key, value in inputs.items()
+        }
+        inputs = self.check_inputs(inputs)
         return super().__call__(inputs, *args, **kwargs)
+
+    @property
+    def condition_embedding(self):
+        """The layer that embeds conditions and owns the null condition and CFG dropout (or ``None``)."""
+        return None
+
+    def null_conditions(self, batch_size):
+        """A batch of "no condition" inputs (the unconditional CFG branch), or ``None`` if there is none."""
+        return None
 
     def check_inputs(self, inputs):
         """Validate (and possibly normalise) a call's input dict; subclasses extend this."""

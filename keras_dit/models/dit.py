@@ -131,6 +131,15 @@ class DiT(Backbone):
         """The label meaning "no condition" (for CFG), or ``None`` if the model has none."""
         return self.label_embedding.null_label if self.label_embedding is not None else None
 
+    @property
+    def condition_embedding(self):
+        return self.label_embedding
+
+    def null_conditions(self, batch_size):
+        if self.null_condition is None:
+            return None
+        return ops.full((batch_size,), self.null_condition, dtype="int32")
+
     def check_inputs(self, inputs):
         unknown = set(inputs) - {"x", "t", "condition"}
         if unknown:

@@ -1,0 +1,322 @@
+"""``DiffusionModel``: a backbone and an objective joined into a ``keras.Model`` that users ``fit``.
+
+Training data are ``(images, condition)`` tuples, ``{"images": ..., "condition": ...}`` dicts or images
+alone (unconditional), from NumPy arrays, a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``. With an
+``autoencoder`` the images are encoded to latents on the fly; without one they are used as they are (pixels,
+or latents read from a cache). Each step draws noise and timesteps from a ``SeedGenerator`` the model owns,
+so ``fit`` is jit-compiled and reproducible on every backend.
+"""
+
+import contextlib
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_dit.diffusion.flow import RectifiedFlow
+from keras_dit.diffusion.guidance import guided_model_fn
+from keras_dit.diffusion.samplers import get_sampler
+
+
+def _unpack(data):
+    """Training batch -> (images, condition, sample_weight)."""
+    if isinstance(data, dict):
+        images = data["images"] if "images" in data else data.get("latents")
+        if images is None:
+            raise ValueError(f"A dict batch needs an 'images' or 'latents' key; got keys {sorted(data)}.")
+        return images, data.get("condition"), data.get("sample_weight")
+    if isinstance(data, (tuple, list)):
+        if not 1 <= len(data) <= 3:
+            raise ValueError(f"Expected (images,), (images, condition) or (images, condition, weights); got {len(data)} items.")
+        return tuple(data) + (None,) * (3 - len(data))
+    return data, None, None
+
+
+class NaNLossGuard(keras.callbacks.Callback):
+    """Stops ``fit`` at the first non-finite loss, before any checkpoint of that epoch is written."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+            raise FloatingPointError(
+                f"The loss became {float(loss)} at training step {step} (batch {batch} of this epoch). "
+                "Lower the learning rate, add gradient clipping (e.g. AdamW(clipnorm=1.0)), or train in float32 "
+                "instead of a mixed-precision policy. No checkpoint was written for this epoch."
+            )
+
+
+@keras.saving.register_keras_serializable(package="keras_dit")
+class DiffusionModel(keras.Model):
+    """Trains a denoising backbone with a diffusion objective and generates images with a sampler.
+
+    Args:
+        backbone: a ``keras_dit.models`` backbone (DiT, UViT, ReiMei).
+        objective: ``kd.diffusion.GaussianDiffusion`` or ``kd.diffusion.RectifiedFlow``.
+        autoencoder: optional frozen ``KLVAE``; training images are encoded, generated latents decoded.
+        scale_factor, shift_factor: latents fed to the backbone are ``(z - shift) * scale``. ``None`` takes
+            the autoencoder's own (``compute_scale_factor`` stores them), else 1 and 0.
+        cfg_dropout: rate at which training replaces the condition by the null condition, for
+            classifier-free guidance. ``None`` keeps the rate the backbone was built with (DiT's
+            ``class_dropout_prob``); a number sets it. The dropout itself lives in the backbone's condition
+            embedding, where the null condition is learned.
+        seed: seed of the noise and timestep draws.
+
+    Calling the model on a batch returns the per-sample training losses; ``generate`` makes images.
+
+    Example:
+    >>> model = DiffusionModel(DiT(...), kd.diffusion.RectifiedFlow())
+    >>> model.compile(optimizer=keras.optimizers.AdamW(1e-4, use_ema=True))
+    >>> model.fit(images, labels, epochs=10)
+    >>> model.generate([3, 7], guidance_scale=4.0, num_steps=50, seed=0)  # (2, H, W, C) uint8
+    """
+
+    def __init__(
+        self,
+        backbone,
+        objective,
+        autoencoder=None,
+        scale_factor=None,
+        shift_factor=None,
+        cfg_dropout=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.objective = objective
+        self.autoencoder = autoencoder
+        if autoencoder is not None:
+            autoencoder.trainable = False
+        if scale_factor is None:
+            scale_factor = getattr(autoencoder, "scale_factor", None) or 1.0
+        if shift_factor is None:
+            shift_factor = getattr(autoencoder, "shift_factor", None) or 0.0
+        self.scale_factor = scale_factor
+        self.shift_factor = shift_factor
+        self.cfg_dropout = cfg_dropout
+        if cfg_dropout is not None:
+            self._set_condition_dropout(cfg_dropout)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    def _set_condition_dropout(self, rate):
+        embedding = self.backbone.condition_embedding
+        if embedding is None:
+            raise ValueError("cfg_dropout was given, but the backbone is unconditional.")
+        if rate > 0 and self.backbone.null_conditions(1) is None:
+            raise ValueError(
+                f"cfg_dropout={rate} needs a null condition, but the backbone was built without one; "
+                "build it with class_dropout_prob > 0."
+            )
+        embedding.dropout_prob = rate
+
+    @property
+    def is_conditional(self):
+        return "condition" in self.backbone.input
+
+    # ----------------------------------------------------------------------------------------------------
+    # Training
+    # ----------------------------------------------------------------------------------------------------
+
+    def encode(self, images):
+        """Images -> the latents the backbone sees (``(z - shift) * scale``); identity without autoencoder."""
+        z = images
+        if self.autoencoder is not None:
+            z = self.autoencoder.encode(images).sample(self.seed_generator)
+        return (ops.cast(z, "float32") - self.shift_factor) * self.scale_factor
+
+    def decode(self, latents):
+        z = latents / self.scale_factor + self.shift_factor
+        return self.autoencoder.decode(z) if self.autoencoder is not None else z
+
+    def denoise(self, x, t, condition=None, training=False):
+        """The backbone's raw prediction at native objective time ``t``."""
+        inputs = {"x": x, "t": self.objective.model_time(t)}
+        if condition is not None:
+            inputs["condition"] = condition
+        return self.backbone(inputs, training=training)
+
+    def call(self, inputs, training=False):
+        images, condition, _ = _unpack(inputs)
+        if self.is_conditional and condition is None:
+            raise ValueError("This model is conditional: fit it on (images, condition) pairs.")
+        x0 = self.encode(images)
+        noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
+        t = self.objective.sample_training_time(ops.shape(x0)[0], self.seed_generator)
+        x_t = self.objective.add_noise(x0, noise, t)
+        prediction = self.denoise(x_t, t, condition if self.is_conditional else None, training=training)
+        return self.objective.loss(prediction, x0, noise, t, x_t)  # (B,)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        _, _, weights = _unpack(x)
+        if weights is None:
+            loss = ops.mean(y_pred)
+        else:
+            weights = ops.cast(weights, y_pred.dtype)
+            loss = ops.sum(y_pred * weights) / ops.maximum(ops.sum(weights), 1e-12)
+        for extra in self.losses:
+            loss = loss + ops.sum(extra)
+        return loss
+
+    def _with_batch_as_inputs(self, args):
+        """Keras splits a batch into x / y / sample_weight; the whole batch is the model's input here."""
+        *state, data = args
+        return (*state, (_unpack(data),))
+
+    def train_step(self, *args):
+        return super().train_step(*self._with_batch_as_inputs(args))
+
+    def test_step(self, *args):
+        return super().test_step(*self._with_batch_as_inputs(args))
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """``keras.Model.fit`` that also stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
+        callbacks = list(callbacks or [])
+        if not any(isinstance(c, NaNLossGuard) for c in callbacks):
+            callbacks.insert(0, NaNLossGuard())
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Sampling
+    # ----------------------------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        condition=None,
+        negative_condition=None,
+        num_steps=50,
+        sampler=None,
+        guidance_scale=1.0,
+        seed=None,
+        num_images=None,
+        return_latents=False,
+    ):
+        """Sample images: uint8 NumPy (B, H, W, C).
+
+        Args:
+            condition: (B,) labels (or the backbone's condition kind); ``None`` for an unconditional
+                model, with ``num_images``.
+            negative_condition: replaces the unconditional branch of CFG (a negative prompt).
+            num_steps: sampler steps.
+            sampler: a ``kd.samplers`` instance or name; default DDIM for Gaussian objectives and Euler for
+                rectified flow.
+            guidance_scale: classifier-free guidance scale; 1 is a single plain conditional forward.
+            seed: makes the result reproducible: the same seed gives the same images.
+            return_latents: return the sampled latents (float) instead of decoded uint8 images.
+        """
+        if sampler is None:
+            sampler = "euler" if isinstance(self.objective, RectifiedFlow) else "ddim"
+        sampler = get_sampler(sampler)
+        cond, uncond, batch = self._sampling_conditions(condition, negative_condition, guidance_scale, num_images)
+        shape = (batch, *self.backbone.input["x"].shape[1:])
+        noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
+        noise = keras.random.normal(shape, seed=noise_seed)
+        model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=shape[-1])
+        with self.ema_weights():
+            latents = sampler.sample(
+                model_fn, noise, num_steps, self.objective,
+                seed=sampler_seed,
+            )
+            if return_latents:
+                return ops.convert_to_numpy(latents)
+            images = ops.convert_to_numpy(self.decode(latents))
+        return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
+
+    def _predict(self, x, t, condition):
+        return self.denoise(x, t, condition, training=False)
+
+    def _sampling_conditions(self, condition, negative_condition, guidance_scale, num_images):
+        if not self.is_conditional:
+            if condition is not None or negative_condition is not None:
+                raise ValueError("This model is unconditional: call generate(num_images=N) without a condition.")
+            if guidance_scale != 1.0:
+                raise ValueError("guidance_scale needs a conditional model; this one is unconditional.")
+            if not num_images or num_images < 1:
+                raise ValueError("An unconditional model needs num_images >= 1.")
+            return None, None, int(num_images)
+        if condition is None:
+            raise ValueError("This model is conditional: pass a condition (e.g. class labels) to generate().")
+        cond = ops.convert_to_tensor(np.asarray(condition)) if not hasattr(condition, "shape") else condition
+        batch = int(cond.shape[0])
+        if num_images is not None and num_images != batch:
+            raise ValueError(f"num_images={num_images} does not match the condition batch of {batch}.")
+        uncond = None
+        if negative_condition is not None:
+            uncond = ops.convert_to_tensor(np.asarray(negative_condition))
+            if int(uncond.shape[0]) != batch:
+                raise ValueError(
+                    f"negative_condition has batch {int(uncond.shape[0])}, the condition has {batch}; give one "
+                    "negative condition per image."
+                )
+        elif guidance_scale != 1.0:
+            uncond = self.backbone.null_conditions(batch)
+            if uncond is None:
+                raise ValueError(
+                    f"guidance_scale={guidance_scale} needs a null condition, but this backbone was trained "
+                    "without one (class_dropout_prob=0). Use guidance_scale=1.0, or train with "
+                    "class_dropout_prob > 0."
+                )
+        return cond, uncond, batch
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Temporarily swap in the optimizer's EMA weights (``AdamW(use_ema=True)``), if there are any."""
+        optimizer = getattr(self, "optimizer", None)
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        averages = getattr(optimizer, "_model_variables_moving_average", None)
+        if not (optimizer is not None and optimizer.use_ema and optimizer.built and averages):
+            yield
+            return
+        variables = self.trainable_variables
+        saved = [ops.copy(v.value) for v in variables]
+        for variable in variables:
+            variable.assign(averages[optimizer._get_variable_index(variable)])
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, saved):
+                variable.assign(value)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Saving
+    # ----------------------------------------------------------------------------------------------------
+
+    def _seed_generators_in_order(self):
+        return [sg for layer in self._flatten_layers(include_self=True) for sg in layer._seed_generators]
+
+    def save_own_variables(self, store):
+        """Also saves the seed generators' states, so a resumed run draws the noise it would have drawn."""
+        super().save_own_variables(store)
+        for i, generator in enumerate(self._seed_generators_in_order()):
+            store[f"seed_state_{i}"] = generator.state
+
+    def load_own_variables(self, store):
+        seed_keys = {k for k in store.keys() if str(k).startswith("seed_state_")}
+        super().load_own_variables({k: store[k] for k in store.keys() if k not in seed_keys})
+        for i, generator in enumerate(self._seed_generators_in_order()):
+            if f"seed_state_{i}" in seed_keys:
+                generator.state.assign(store[f"seed_state_{i}"])
+
+    def get_config(self):
+        serialize = keras.saving.serialize_keras_object
+        return {
+            **super().get_config(),
+            "backbone": serialize(self.backbone),
+            "objective": serialize(self.objective),
+            "autoencoder": serialize(self.autoencoder) if self.autoencoder is not None else None,
+            "scale_factor": self.scale_factor,
+            "shift_factor": self.shift_factor,
+            "cfg_dropout": self.cfg_dropout,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "objective", "autoencoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
