@@ -1,0 +1,44 @@
+"""The objective protocol shared by ``GaussianDiffusion`` and ``RectifiedFlow``.
+
+An objective says how clean data ``x0`` and noise are mixed at a time ``t`` (``add_noise``), which time values
+training draws (``sample_training_time``), what the backbone is fed as time (``model_time``) and the per-sample
+loss of a prediction (``loss``). Times are in the objective's native units: integer-valued floats in [0, T) for
+Gaussian diffusion, t in [0, 1] (1 = noise) for flows. Samplers read the same objects to invert the process.
+"""
+
+from keras import ops
+
+
+class Objective:
+    """Base class: Keras-serializable configuration plus the helpers both objectives use."""
+
+    learn_sigma = False
+
+    def prediction_channels(self, in_channels):
+        """Channels the backbone must output for ``in_channels`` data channels."""
+        return 2 * in_channels if self.learn_sigma else in_channels
+
+    def model_time(self, t):
+        """What the backbone is fed as time for native time ``t``."""
+        return t
+
+    def get_config(self):
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def per_sample_mean(x):
+    """Mean over every axis but the first: (B, ...) -> (B,)."""
+    return ops.mean(x, axis=tuple(range(1, len(x.shape))))
+
+
+def broadcast_to_rank(values, x):
+    """(B,) per-sample values reshaped to (B, 1, ..., 1) so they broadcast against ``x``."""
+    return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))

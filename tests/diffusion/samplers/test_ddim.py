@@ -1,0 +1,91 @@
+"""DDIM: trajectory parity with diffusers' DDIMScheduler (deterministic and with eta > 0), and with DDPM at eta = 1."""
+
+import functools
+
+import numpy as np
+import pytest
+
+import keras_dit as kd
+from tests.diffusion.samplers.parity import (
+    InjectedNoise, assert_parity, diffusers_sample, gaussian_model, initial_noise, patched_ddpm_noise, share_tables,
+    step_noises,
+)
+from tests.helpers import assert_close, max_abs_diff
+
+diffusers = pytest.importorskip("diffusers")
+
+PREDICTION_TYPES = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
+
+
+class NoisyDDIM(InjectedNoise, kd.samplers.DDIM):
+    pass
+
+
+def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear", clip=None, learn_sigma=False):
+    objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
+    model_fn = gaussian_model(objective)
+    noise = initial_noise()
+    noises = step_noises(num_steps - 1) if eta > 0 else []
+    ours = NoisyDDIM(noises, eta=eta, timestep_spacing=spacing, clip_x0=clip).sample(
+        model_fn, noise, num_steps, objective
+    )
+    scheduler = share_tables(diffusers.DDIMScheduler(
+        beta_schedule={"cosine": "squaredcos_cap_v2"}.get(schedule, schedule),
+        **({"beta_start": 0.00085, "beta_end": 0.012} if schedule == "scaled_linear" else {}),
+        prediction_type=PREDICTION_TYPES[prediction], timestep_spacing=spacing,
+        clip_sample=clip is not None, clip_sample_range=clip or 1.0,
+    ), objective)
+    # The DDIM scheduler takes the model's mean channels only; its last step adds sigma = 0 times the noise.
+    channels = noise.shape[-1]
+    theirs = diffusers_sample(
+        scheduler, lambda x, t: model_fn(x, t)[..., :channels], noise, num_steps,
+        noises=noises + [np.zeros_like(noise)] if eta > 0 else (),
+        step_kwargs={"eta": eta, "use_clipped_model_output": True},
+    )
+    assert_parity("DDIM", ours, theirs)
+
+
+# diffusers' DDIMScheduler steps back T // n timesteps from each spaced timestep; that is the next spaced
+# timestep (as ours) for "leading", and for "trailing" when n divides T. "linspace" is checked at eta = 1 below.
+@pytest.mark.parametrize("spacing", ["leading", "trailing"])
+@pytest.mark.parametrize("num_steps", [1, 8, 50, 250])
+def test_parity_spacings(spacing, num_steps):
+    run_parity(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")  # see test_ddpm single step
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_parity_predictions_and_eta(prediction, eta):
+    run_parity(20, "trailing", prediction, eta)
+
+
+@pytest.mark.parametrize("schedule", ["scaled_linear", "cosine"])
+def test_parity_schedules_clipping_learned_sigma(schedule):
+    run_parity(10, "leading", "eps", 0.3, schedule, clip=1.0, learn_sigma=True)
+
+
+@pytest.mark.parametrize("spacing,num_steps", [("linspace", 7), ("linspace", 50), ("trailing", 7), ("leading", 13)])
+def test_parity_eta_one_is_ddpm(monkeypatch, spacing, num_steps):
+    """At eta = 1, DDIM is DDPM with the small variance: compare with diffusers' DDPMScheduler on any grid."""
+    objective = kd.diffusion.GaussianDiffusion()
+    model_fn = gaussian_model(objective)
+    noise, noises = initial_noise(), step_noises(num_steps - 1)
+    ours = NoisyDDIM(noises, eta=1.0, timestep_spacing=spacing).sample(model_fn, noise, num_steps, objective)
+    scheduler = share_tables(diffusers.DDPMScheduler(timestep_spacing=spacing, clip_sample=False), objective)
+    patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
+    assert_parity("DDIM", ours, diffusers_sample(scheduler, model_fn, noise, num_steps))
+
+
+def test_eta_zero_is_deterministic_and_eta_uses_seed():
+    objective = kd.diffusion.GaussianDiffusion()
+    model_fn, noise = gaussian_model(objective), initial_noise()
+    deterministic = functools.partial(kd.samplers.DDIM().sample, model_fn, noise, 6, objective)
+    assert_close(deterministic(seed=1), deterministic(seed=2), atol=0.0, what="eta=0 with different seeds")
+    noisy = functools.partial(kd.samplers.DDIM(eta=1.0).sample, model_fn, noise, 6, objective)
+    assert_close(noisy(seed=1), noisy(seed=1), atol=0.0, what="eta=1 with the same seed")
+    assert max_abs_diff(noisy(seed=1), noisy(seed=2)) > 1e-2, "eta=1 ignored the seed"
+
+
+def test_bad_eta():
+    with pytest.raises(ValueError, match="eta must be a number >= 0"):
+        kd.samplers.DDIM(eta=-0.1)
