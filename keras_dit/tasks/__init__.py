@@ -1,1 +1,3 @@
-"""keras_dit.tasks."""
+"""What users fit: the diffusion model and the VAE trainer."""
+
+from keras_dit.tasks.vae_trainer import VAETrainer, psnr
