@@ -2,3 +2,4 @@
 
 from keras_dit.models.backbone import Backbone
 from keras_dit.models.dit import DiT
+from keras_dit.models.kl_vae import KLVAE

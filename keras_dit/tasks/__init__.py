@@ -1,3 +1,4 @@
-"""The keras.Model subclasses users fit: DiffusionModel (and the VAE trainer)."""
+"""What users fit: the diffusion model and the VAE trainer."""
 
 from keras_dit.tasks.diffusion_model import DiffusionModel, NaNLossGuard
+from keras_dit.tasks.vae_trainer import VAETrainer, psnr
