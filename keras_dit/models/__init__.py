@@ -2,3 +2,5 @@
 
 from keras_dit.models.backbone import Backbone
 from keras_dit.models.dit import DiT
+from keras_dit.models.uvit import UViT
+from keras_dit.models.reimei import ReiMei
