@@ -14,7 +14,8 @@ class SelfAttention(keras.layers.Layer):
         qkv_bias: whether the q/k/v projection has a bias (True in DiT).
 
     Call arguments:
-        x: (B, T, D) tokens. Returns (B, T, D).
+        x: (B, T, D) tokens.
+        key_mask: optional (B, T) boolean mask; False keys are not attended to. Returns (B, T, D).
     """
 
     def __init__(self, hidden_size, num_heads, qkv_bias=True, **kwargs):
@@ -35,10 +36,12 @@ class SelfAttention(keras.layers.Layer):
         self.qkv.build((None, None, self.hidden_size))
         self.proj.build((None, None, self.hidden_size))
 
-    def call(self, x):
+    def call(self, x, key_mask=None):
         qkv = ops.reshape(self.qkv(x), (-1, x.shape[1], 3, self.num_heads, self.head_dim))  # (B, T, 3, H, Dh)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        out = ops.dot_product_attention(q, k, v)  # (B, T, H, Dh)
+        if key_mask is not None:
+            key_mask = ops.cast(key_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): per key
+        out = ops.dot_product_attention(q, k, v, mask=key_mask)  # (B, T, H, Dh)
         return self.proj(ops.reshape(out, (-1, x.shape[1], self.hidden_size)))
 
     def get_config(self):
