@@ -214,6 +214,9 @@ class DiffusionModel(keras.Model):
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
         noise = keras.random.normal(shape, seed=noise_seed)
+        for conditions in (cond, uncond):  # values are checked here: inside the compiled forward they cannot be
+            if conditions is not None:
+                self.backbone.check_inputs({"x": noise, "t": ops.zeros((batch,)), "condition": conditions})
         model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=shape[-1])
         with self.ema_weights():
             latents = sampler.sample(
@@ -226,7 +229,11 @@ class DiffusionModel(keras.Model):
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
 
     def _predict(self, x, t, condition):
-        return self.denoise(x, t, condition, training=False)
+        """One compiled backbone forward (``predict_on_batch`` jit-compiles it once per shape)."""
+        inputs = {"x": x, "t": self.objective.model_time(t)}
+        if condition is not None:
+            inputs["condition"] = condition
+        return self.backbone.predict_on_batch(inputs)
 
     def _sampling_conditions(self, condition, negative_condition, guidance_scale, num_images):
         if not self.is_conditional:
