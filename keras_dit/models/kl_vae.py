@@ -193,8 +193,11 @@ class KLVAE(keras.Model):
     def build(self, input_shape=None):
         self.built = True  # the encoder and decoder are built in __init__, for any image size
 
-    def _check(self, x, channels, what, factor):
-        shape = tuple(x.shape)
+    def check_shape(self, shape, what="images"):
+        """Raise ``ValueError`` unless ``shape`` fits ``what`` (``"images"`` or ``"latents"``) of this VAE."""
+        channels, factor = ((self.in_channels, self.downsampling_factor) if what == "images"
+                            else (self.latent_channels, 1))
+        shape = tuple(shape)
         if len(shape) != 4 or shape[-1] != channels:
             raise ValueError(f"KLVAE {what} must be (B, H, W, {channels}), got shape {shape}.")
         h, w = shape[1:3]
@@ -207,13 +210,13 @@ class KLVAE(keras.Model):
     def encode(self, images, training=False):
         """The posterior q(z | images) as a ``DiagonalGaussian`` with (B, H/f, W/f, latent_channels) moments."""
         images = ops.convert_to_tensor(images, dtype=self.compute_dtype)
-        self._check(images, self.in_channels, "images", self.downsampling_factor)
+        self.check_shape(images.shape, "images")
         return DiagonalGaussian(self.encoder(images, training=training), self.seed_generator)
 
     def decode(self, latents, training=False):
         """Images (B, h f, w f, out_channels) from unscaled latents (B, h, w, latent_channels)."""
         latents = ops.convert_to_tensor(latents, dtype=self.compute_dtype)
-        self._check(latents, self.latent_channels, "latents", 1)
+        self.check_shape(latents.shape, "latents")
         return self.decoder(latents, training=training)
 
     def call(self, images, training=False):

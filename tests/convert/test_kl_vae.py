@@ -83,6 +83,7 @@ def test_unsupported_autoencoder_is_refused():
         kd.convert.from_diffusers(peer)
 
 
+@pytest.mark.large
 def test_kl_f8_has_the_parameter_count_of_sd_vae():
     """The kl-f8 preset is Stable Diffusion's VAE layout: same parameter count as diffusers' default SD config."""
     peer = diffusers.AutoencoderKL(block_out_channels=(128, 256, 512, 512), layers_per_block=2,
