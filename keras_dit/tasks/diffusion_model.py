@@ -55,8 +55,9 @@ class DiffusionModel(keras.Model):
         backbone: a ``keras_dit.models`` backbone (DiT, UViT, ReiMei).
         objective: ``kd.diffusion.GaussianDiffusion`` or ``kd.diffusion.RectifiedFlow``.
         autoencoder: optional frozen ``KLVAE``; training images are encoded, generated latents decoded.
-        scale_factor, shift_factor: latents fed to the backbone are ``(z - shift) * scale``. ``None`` takes
-            the autoencoder's own (``compute_scale_factor`` stores them), else 1 and 0.
+        scale_factor, shift_factor: latents fed to the backbone are ``(z - shift) * scale`` (scalars or one
+            value per channel). ``None`` takes the autoencoder's own (``kd.compute_scale_factor`` stores them
+            there), else 1 and 0. Without an autoencoder they normalise cached latents.
         cfg_dropout: rate at which training replaces the condition by the null condition, for
             classifier-free guidance. ``None`` keeps the rate the backbone was built with (DiT's
             ``class_dropout_prob``); a number sets it. The dropout itself lives in the backbone's condition
@@ -89,10 +90,6 @@ class DiffusionModel(keras.Model):
         self.autoencoder = autoencoder
         if autoencoder is not None:
             autoencoder.trainable = False
-        if scale_factor is None:
-            scale_factor = getattr(autoencoder, "scale_factor", None) or 1.0
-        if shift_factor is None:
-            shift_factor = getattr(autoencoder, "shift_factor", None) or 0.0
         self.scale_factor = scale_factor
         self.shift_factor = shift_factor
         self.cfg_dropout = cfg_dropout
@@ -121,15 +118,23 @@ class DiffusionModel(keras.Model):
     # Training
     # ----------------------------------------------------------------------------------------------------
 
+    def latent_factors(self):
+        """(scale, shift) as float32 arrays (scalars or per channel): this model's, else the autoencoder's."""
+        scale = self.scale_factor if self.scale_factor is not None else getattr(self.autoencoder, "scale_factor", None)
+        shift = self.shift_factor if self.shift_factor is not None else getattr(self.autoencoder, "shift_factor", None)
+        return np.asarray(1.0 if scale is None else scale, "float32"), np.asarray(0.0 if shift is None else shift, "float32")
+
     def encode(self, images):
-        """Images -> the latents the backbone sees (``(z - shift) * scale``); identity without autoencoder."""
+        """Images -> the latents the backbone sees, ``(z - shift) * scale``; without autoencoder z = images."""
         z = images
         if self.autoencoder is not None:
             z = self.autoencoder.encode(images).sample(self.seed_generator)
-        return (ops.cast(z, "float32") - self.shift_factor) * self.scale_factor
+        scale, shift = self.latent_factors()
+        return (ops.cast(z, "float32") - shift) * scale
 
     def decode(self, latents):
-        z = latents / self.scale_factor + self.shift_factor
+        scale, shift = self.latent_factors()
+        z = latents / scale + shift
         return self.autoencoder.decode(z) if self.autoencoder is not None else z
 
     def denoise(self, x, t, condition=None, training=False):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import assert_close, nchw_to_nhwc, nhwc_to_nchw, to_torch, torch_no_grad
+from tests.helpers import assert_close, nchw_to_nhwc, nhwc_to_nchw, to_numpy, to_torch, torch_no_grad
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -136,7 +136,7 @@ def test_reference_defaults_differ_from_diffusers_as_documented():
     peer = random_diffusers_dit(config)
     model = kd.convert.from_dit_checkpoint(to_reference_layout(peer), "DiT-S/2", **reference_overrides(config))
     x, t, labels = peer_inputs(config)
-    diff = np.abs(np.asarray(model({"x": x, "t": t, "condition": labels})) - peer_forward(peer, x, t, labels))
+    diff = np.abs(to_numpy(model({"x": x, "t": t, "condition": labels})) - peer_forward(peer, x, t, labels))
     assert diff.max() > 1e-3
 
 
