@@ -125,12 +125,27 @@ class DiffusionModel(keras.Model):
         return np.asarray(1.0 if scale is None else scale, "float32"), np.asarray(0.0 if shift is None else shift, "float32")
 
     def encode(self, images):
-        """Images -> the latents the backbone sees, ``(z - shift) * scale``; without autoencoder z = images."""
-        z = images
+        """A batch -> the latents the backbone sees, ``(z - shift) * scale``.
+
+        Without an autoencoder z is the batch itself. With one, image-shaped batches are encoded (a posterior
+        sample), and batches already shaped like the backbone's input are taken as diffusion latents, as
+        ``kd.data.read_latent_cache`` yields them (already scaled).
+        """
+        z = ops.cast(images, "float32")
+        latent_shape = tuple(self.backbone.input["x"].shape[1:])
         if self.autoencoder is not None:
-            z = self.autoencoder.encode(images).sample(self.seed_generator)
+            if tuple(z.shape[1:]) == latent_shape:
+                return z
+            z = self.autoencoder.encode(z).sample(self.seed_generator)
+        if tuple(z.shape[1:]) != latent_shape:
+            raise ValueError(
+                f"Training batches have shape {tuple(images.shape)}; the backbone takes (B, *{latent_shape})"
+                + (" latents, and the autoencoder turns the images into latents of shape "
+                   f"(B, *{tuple(z.shape[1:])})" if self.autoencoder is not None else "")
+                + ". Match the backbone's input_size / in_channels to the data."
+            )
         scale, shift = self.latent_factors()
-        return (ops.cast(z, "float32") - shift) * scale
+        return (z - shift) * scale
 
     def decode(self, latents):
         scale, shift = self.latent_factors()

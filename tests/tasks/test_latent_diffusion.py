@@ -1,0 +1,43 @@
+"""Latent diffusion end to end: train a tiny VAE on digits, measure its scale factor, cache latents, train a
+latent DiT on them and generate decoded images."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dit as kd
+
+
+@pytest.mark.large
+def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
+    images, labels = kd.data.digits_arrays(image_size=16, channels=1)
+    images, labels = images[:512], labels[:512].astype("int32")
+
+    vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1)
+    trainer = kd.tasks.VAETrainer(vae, perceptual_weight=0.0, kl_weight=1e-6)
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3))
+    history = trainer.fit(images, batch_size=32, epochs=3, verbose=0).history
+    assert history["psnr"][-1] > history["psnr"][0]
+
+    scale = kd.compute_scale_factor(vae, images, verbose=0)
+    assert vae.scale_factor == pytest.approx(scale) and 0 < scale < 100
+    cache = tmp_path / "latents.npz"
+    kd.data.latent_cache.write_latent_cache(vae, (images, labels), cache, verbose=0)
+    latents = kd.data.latent_cache.read_latent_cache(cache, vae=vae, batch_size=32, seed=0)
+    assert np.std(latents.latents) == pytest.approx(1.0, rel=0.05)  # what the scale factor is for
+
+    latent_size = 16 // 4
+    backbone = kd.models.DiT(input_size=latent_size, patch_size=1, in_channels=vae.latent_channels,
+                             hidden_size=32, depth=1, num_heads=2, num_classes=10)
+    model = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), autoencoder=vae, seed=0)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    from_cache = model.fit(latents, epochs=2, verbose=0).history["loss"]
+    from_images = model.fit(images, labels, batch_size=32, epochs=1, verbose=0).history["loss"]
+    assert np.all(np.isfinite(from_cache + from_images))
+
+    samples = model.generate([1, 7], num_steps=4, guidance_scale=2.0, seed=0)
+    assert samples.shape == (2, 16, 16, 1) and samples.dtype == np.uint8
+    assert model.generate([1, 7], num_steps=4, return_latents=True, seed=0).shape == (2, latent_size, latent_size, 4)
+
+    with pytest.raises(ValueError, match="backbone takes"):
+        model.fit(np.zeros((4, 12, 12, 1), "float32"), np.zeros(4, "int32"), verbose=0)
