@@ -4,7 +4,7 @@ Every data set is a ``keras.utils.PyDataset`` yielding ``(images, condition)`` b
 unconditional), images float32 (B, H, W, C) in [-1, 1], so ``model.fit(data)`` works on every backend.
 """
 
-from keras_dit.data.alphabet import LETTERS, PARAM_NAMES, alphabet, alphabet_params, describe_alphabet, render_alphabet
+from keras_dit.data.alphabet_challenge import LETTERS, PARAM_NAMES, alphabet, alphabet_params, describe_alphabet, render_alphabet
 from keras_dit.data.annotations import (
     build_tag_vocabulary, multi_hot, parse_tags, read_params, read_tag_vocabulary, read_tags_csv,
 )

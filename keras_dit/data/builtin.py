@@ -7,7 +7,7 @@ import inspect
 
 import numpy as np
 
-from keras_dit.data.alphabet import alphabet
+from keras_dit.data.alphabet_challenge import alphabet
 from keras_dit.data.dataset import ArrayDataset, BatchedDataset
 from keras_dit.data.images import to_float, to_uint8
 
