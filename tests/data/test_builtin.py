@@ -83,3 +83,17 @@ def test_load_builtin_names_valid_choices():
         data.load_builtin("mnist")
     with pytest.raises(ValueError, match="Did you mean 'image_size'"):
         data.load_builtin("digits", imagesize=16)
+
+
+def test_load_dataset_opens_folders_and_built_ins(tmp_path):
+    from PIL import Image
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    folder = data.load_dataset(directory=str(tmp_path), image_size=4, batch_size=2)
+    assert isinstance(folder, data.ImageFolder) and folder[0].shape == (2, 4, 4, 3)
+    assert data.load_dataset(builtin="synthetic", num_images=4, batch_size=2).class_names[0] == "bright"
+    with pytest.raises(ValueError, match="exactly one"):
+        data.load_dataset(directory=str(tmp_path), builtin="digits")
+    with pytest.raises(ValueError, match="Did you mean 'batch_size'"):
+        data.load_dataset(directory=str(tmp_path), image_size=4, batchsize=2)

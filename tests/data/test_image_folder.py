@@ -1,4 +1,5 @@
 import os
+import pickle
 import subprocess
 import sys
 import warnings
@@ -139,6 +140,13 @@ def test_corrupt_image_is_skipped_with_warnings(folder):
         data.on_epoch_end()
 
 
+def test_pickles_for_multiprocessing_workers(folder):
+    data = ImageFolder(folder, 8, condition="labels", batch_size=3, seed=4)
+    clone = pickle.loads(pickle.dumps(data))
+    for got, expected in zip(clone[1], data[1]):
+        np.testing.assert_array_equal(got, expected)
+
+
 def test_bad_folders_and_options(tmp_path, folder):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ImageFolder(tmp_path / "nowhere", 8)
@@ -166,6 +174,7 @@ def test_fit_on_the_backend_with_worker_threads(folder):
     assert data.epoch >= 2  # the order advanced every epoch
 
 
+@pytest.mark.large  # a fresh interpreter imports the backend and keras_dit
 @pytest.mark.skipif(BACKEND == "tensorflow", reason="checks that the other backends do not need TensorFlow")
 def test_feeding_fit_does_not_import_tensorflow(folder):
     script = (
