@@ -113,7 +113,8 @@ class ImageFolder(BatchedDataset):
                 )
             folders = [f.split("/", 1)[0] for f in files]
             self.class_names = sorted(set(folders))
-            self.condition = np.array([self.class_names.index(d) for d in folders], dtype=np.int32)
+            label = {name: i for i, name in enumerate(self.class_names)}
+            self.condition = np.array([label[d] for d in folders], dtype=np.int32)
         elif condition == "tags":
             if tags_file is None:
                 tag_lists = [self._sidecar_tags(f) for f in files]

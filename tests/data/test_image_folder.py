@@ -13,7 +13,9 @@ from keras_dit.data import ImageFolder, list_images
 from tests.helpers import BACKEND
 
 # file -> gray level of its flat 12 x 16 image; the level identifies the image inside a batch.
-LEVELS = {"cat/a.png": 10, "cat/b.jpg": 60, "cat/c.webp": 110, "dog/d.bmp": 160, "dog/e.png": 200, "dog/more/f.png": 240}
+LEVELS = {
+    "cat/a.png": 10, "cat/b.jpg": 60, "cat/c.webp": 110, "dog/d.bmp": 160, "dog/e.png": 200, "dog/more/f.png": 240,
+}
 
 
 @pytest.fixture

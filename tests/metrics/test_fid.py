@@ -7,6 +7,7 @@ from PIL import Image
 from scipy import linalg
 
 from keras_dit import metrics
+from tests.helpers import BACKEND
 
 
 def reference_frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
@@ -39,6 +40,30 @@ def test_frechet_distance_matches_pytorch_fid(num, dim):
     assert abs(ours - expected) <= 1e-6 * max(1.0, abs(expected)), (ours, expected)
 
 
+def test_eps_offset_and_imaginary_part_handling(monkeypatch):
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(40, 6)), rng.normal(size=(40, 6)) + 1
+    stats = [*metrics.feature_statistics(a), *metrics.feature_statistics(b)]
+    real_sqrtm = linalg.sqrtm
+    calls = []
+
+    def failing_once(matrix):  # the first square root is not finite, as for a singular product
+        calls.append(matrix)
+        return np.full_like(matrix, np.nan) if len(calls) % 2 == 1 else real_sqrtm(matrix)
+
+    monkeypatch.setattr(linalg, "sqrtm", failing_once)
+    with pytest.warns(UserWarning, match="singular"):
+        ours = metrics.frechet_distance(*stats, eps=1e-3)
+    assert ours == pytest.approx(reference_frechet_distance(*stats, eps=1e-3), abs=1e-9)
+    np.testing.assert_allclose(calls[1], (stats[1] + 1e-3 * np.eye(6)) @ (stats[3] + 1e-3 * np.eye(6)))
+
+    monkeypatch.setattr(linalg, "sqrtm", lambda m: real_sqrtm(m) + 1e-6j)  # negligible imaginary noise: dropped
+    assert metrics.frechet_distance(*stats) == pytest.approx(reference_frechet_distance(*stats), abs=1e-9)
+    monkeypatch.setattr(linalg, "sqrtm", lambda m: real_sqrtm(m) + 0.1j)
+    with pytest.raises(ValueError, match="imaginary part"):
+        metrics.frechet_distance(*stats)
+
+
 def test_identical_sets_score_zero_and_shifted_gaussians_the_closed_form():
     rng = np.random.default_rng(0)
     mu, sigma = metrics.feature_statistics(rng.normal(size=(400, 8)))
@@ -59,7 +84,8 @@ def test_mismatched_statistics_are_an_error():
 
 def test_statistics_files_round_trip(tmp_path):
     rng = np.random.default_rng(1)
-    stats = [*metrics.feature_statistics(rng.normal(size=(50, 4))), *metrics.feature_statistics(rng.normal(size=(50, 4)))]
+    a, b = rng.normal(size=(50, 4)), rng.normal(size=(50, 4)) + 1
+    stats = [*metrics.feature_statistics(a), *metrics.feature_statistics(b)]
     metrics.save_statistics(tmp_path / "real.npz", *stats[:2])
     metrics.save_statistics(tmp_path / "fake.npz", *stats[2:])
     mu, sigma = metrics.load_statistics(tmp_path / "real.npz")
@@ -84,7 +110,8 @@ def test_imagenet_weights_without_network_give_a_clear_error(monkeypatch):
         metrics.InceptionFeatures(weights="/nowhere/inception.h5")
 
 
-@pytest.mark.large  # building InceptionV3 (random weights) takes from a few seconds (torch, TF) to a minute (JAX)
+@pytest.mark.large
+@pytest.mark.skipif(BACKEND == "jax", reason="building InceptionV3 on JAX compiles every initializer: minutes on CI")
 def test_inception_features_from_arrays_and_folders(tmp_path):
     # Two forward passes of two images: the same features from an array and from a folder of PNGs.
     extractor = metrics.InceptionFeatures(weights=None, batch_size=2)
