@@ -1,5 +1,6 @@
 """Built-in data sets, held in memory and generated or loaded without network: ``digits``, ``alphabet`` and
-``synthetic`` (a tiny class-conditional set for fast tests), all behind ``load_builtin(name, **kwargs)``.
+``synthetic`` (a tiny class-conditional set for fast tests), all behind ``load_builtin(name, **kwargs)``;
+``load_dataset`` also opens image folders, for configs.
 """
 
 import difflib
@@ -7,8 +8,9 @@ import inspect
 
 import numpy as np
 
-from keras_dit.data.alphabet import alphabet
+from keras_dit.data.alphabet_challenge import alphabet
 from keras_dit.data.dataset import ArrayDataset, BatchedDataset
+from keras_dit.data.image_folder import ImageFolder
 from keras_dit.data.images import to_float, to_uint8
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -116,7 +118,20 @@ def synthetic_scores(images, num_classes=4):
 
 
 BUILTIN_DATASETS = {"digits": digits, "alphabet": alphabet, "synthetic": synthetic}
-_DATASET_OPTIONS = [p for p in inspect.signature(BatchedDataset.__init__).parameters if p not in ("self", "num_examples")]
+_DATASET_OPTIONS = [
+    p for p in inspect.signature(BatchedDataset.__init__).parameters if p not in ("self", "num_examples")
+]
+
+
+def _check_options(function, options, what):
+    """Raise a ValueError naming an option ``function`` (plus the data set options) does not take."""
+    valid = [p for p in inspect.signature(function).parameters if p not in ("self", "kwargs")]
+    valid += [p for p in _DATASET_OPTIONS + ["flip"] if p not in valid]
+    for key in options:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Unknown option {key!r} for {what}.{hint} Valid: {sorted(valid)}.")
 
 
 def load_builtin(name, **kwargs):
@@ -124,11 +139,23 @@ def load_builtin(name, **kwargs):
     ``load_builtin("digits", image_size=16, batch_size=64)``; an ``ArrayDataset`` ready for ``fit``."""
     if name not in BUILTIN_DATASETS:
         raise ValueError(f"Unknown built-in data set {name!r}; valid names: {sorted(BUILTIN_DATASETS)}.")
-    function = BUILTIN_DATASETS[name]
-    valid = [p for p in inspect.signature(function).parameters if p != "kwargs"] + _DATASET_OPTIONS + ["flip"]
-    for key in kwargs:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"Unknown option {key!r} for built-in data set {name!r}.{hint} Valid: {sorted(valid)}.")
-    return function(**kwargs)
+    _check_options(BUILTIN_DATASETS[name], kwargs, f"built-in data set {name!r}")
+    return BUILTIN_DATASETS[name](**kwargs)
+
+
+def load_dataset(directory=None, builtin=None, **kwargs):
+    """One entry point for configs: an ``ImageFolder(directory, **kwargs)`` or ``load_builtin(builtin, **kwargs)``.
+
+    Example (a YAML ``data:`` section passed as keyword arguments):
+    >>> load_dataset(directory="pets/", image_size=64, condition="labels", batch_size=32)
+    >>> load_dataset(builtin="digits", image_size=16, batch_size=64)
+    """
+    if (directory is None) == (builtin is None):
+        raise ValueError(
+            "Give exactly one of directory (an image folder) or builtin (one of "
+            f"{sorted(BUILTIN_DATASETS)}); got directory={directory!r}, builtin={builtin!r}."
+        )
+    if builtin is not None:
+        return load_builtin(builtin, **kwargs)
+    _check_options(ImageFolder.__init__, kwargs, f"image folder {directory!r}")
+    return ImageFolder(directory, **kwargs)

@@ -3,7 +3,9 @@
 A batch is ``(images, condition)``: images float32 (B, H, W, C) in [-1, 1] and the condition as the data
 set's ``condition_kind`` says, labels int32 (B,), multi-hot tags float32 (B, V) or parameter vectors
 float32 (B, P); an unconditional data set yields images alone. The order is a permutation drawn from
-``(seed, epoch)``, so two runs with the same seed see the same batches, and every epoch a new order.
+``(seed, epoch)``, so two runs with the same seed see the same batches, and every epoch a new order; ``epoch``
+counts ``on_epoch_end`` calls (``fit`` makes one before its first epoch as well). The counter advances in
+``on_epoch_end``, which Keras calls after stopping its worker threads, so no worker sees a half-changed order.
 (``fit(shuffle=True)``, its default, also shuffles the order of whole batches with Python's ``random``;
 pass ``shuffle=False`` to ``fit`` when batches must repeat exactly.)
 """

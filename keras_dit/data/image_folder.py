@@ -113,7 +113,8 @@ class ImageFolder(BatchedDataset):
                 )
             folders = [f.split("/", 1)[0] for f in files]
             self.class_names = sorted(set(folders))
-            self.condition = np.array([self.class_names.index(d) for d in folders], dtype=np.int32)
+            label = {name: i for i, name in enumerate(self.class_names)}
+            self.condition = np.array([label[d] for d in folders], dtype=np.int32)
         elif condition == "tags":
             if tags_file is None:
                 tag_lists = [self._sidecar_tags(f) for f in files]
@@ -133,6 +134,7 @@ class ImageFolder(BatchedDataset):
         self.condition_kind = condition
         self.image_size, self.channels, self.crop, self.flip = size, channels, crop, flip
         self.unreadable = set()
+        self._skipped = []
 
     @property
     def image_shape(self):
@@ -192,6 +194,7 @@ class ImageFolder(BatchedDataset):
             candidate = (index + step) % self.num_examples
             file = self.files[candidate]
             if file in self.unreadable:
+                self._skipped.append(file)
                 continue
             rng = np.random.default_rng([self.seed, epoch, candidate])
             try:
@@ -199,15 +202,17 @@ class ImageFolder(BatchedDataset):
                                    self.crop, self.flip, rng)
             except DECODE_ERRORS as error:
                 self.unreadable.add(file)
+                self._skipped.append(file)
                 warnings.warn(f"Skipping unreadable image {file!r} in {self.directory!r}: {error}")
                 continue
             return candidate, image
         raise ValueError(f"None of the {self.num_examples} images in {self.directory!r} could be read.")
 
     def on_epoch_end(self):
-        if self.unreadable:
+        if self._skipped:
             warnings.warn(
-                f"Epoch {self.epoch + 1}: {len(self.unreadable)} unreadable image(s) skipped in {self.directory!r}: "
-                f"{sorted(self.unreadable)[:5]}."
+                f"{len(self._skipped)} unreadable image(s) skipped in {self.directory!r} this epoch: "
+                f"{sorted(set(self._skipped))[:5]}."
             )
+        self._skipped = []  # a list: appends from worker threads are atomic
         super().on_epoch_end()

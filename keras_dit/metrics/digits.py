@@ -2,8 +2,8 @@
 
 Generated images (any multiple of 8 px, 1 or 3 channels) are averaged back down to 8 x 8, the digits'
 native size, and scored by a small scikit-learn MLP fitted once per image size on the fixed "train" split
-of the real digits after the same upsample-downsample round trip. Its hidden layer (the ReLU units of 64 that real digits activate) is the
-feature space of a Frechet distance to all real digits.
+of the real digits after the same upsample-downsample round trip. Its hidden layer (those of its 64 ReLU units
+that real digits activate) is the feature space of a Frechet distance to all real digits.
 """
 
 import functools
@@ -19,7 +19,9 @@ def _to_native(images):
     """(N, S, S, C) images -> (N, 64) gray values in [0, 16] on the digits' 8 x 8 grid."""
     x = (to_float(images).mean(axis=-1) + 1.0) * 8.0  # (N, S, S), [0, 16]
     if x.ndim != 3 or x.shape[1] != x.shape[2] or x.shape[1] % 8:
-        raise ValueError(f"Digit images must be square with a side that is a multiple of 8, got shape {np.shape(images)}.")
+        raise ValueError(
+            f"Digit images must be square with a side that is a multiple of 8, got shape {np.shape(images)}."
+        )
     block = x.shape[1] // 8
     return x.reshape(len(x), 8, block, 8, block).mean(axis=(2, 4)).reshape(len(x), 64)
 
