@@ -22,8 +22,8 @@ def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
     scale = kd.compute_scale_factor(vae, images, verbose=0)
     assert vae.scale_factor == pytest.approx(scale) and 0 < scale < 100
     cache = tmp_path / "latents.npz"
-    kd.data.latent_cache.write_latent_cache(vae, (images, labels), cache, verbose=0)
-    latents = kd.data.latent_cache.read_latent_cache(cache, vae=vae, batch_size=32, seed=0)
+    kd.data.write_latent_cache(vae, (images, labels), cache, verbose=0)
+    latents = kd.data.read_latent_cache(cache, vae=vae, batch_size=32, seed=0)
     assert np.std(latents.latents) == pytest.approx(1.0, rel=0.05)  # what the scale factor is for
 
     latent_size = 16 // 4
