@@ -1,0 +1,76 @@
+"""Multi-device training on simulated CPU devices equals a single-device run (JAX, keras.distribution)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import keras_dit as kd
+from tests.helpers import BACKEND
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras, numpy as np
+    import keras_dit as kd
+
+    kind = sys.argv[1]
+    if kind != "single":
+        keras.distribution.set_distribution(kd.distribution.make_distribution(kind, model_parallel_size=2))
+    keras.utils.set_random_seed(0)
+    backbone = kd.models.DiT(input_size=8, patch_size=2, in_channels=1, hidden_size=32, depth=2, num_heads=2,
+                             num_classes=4, seed=1)
+    model = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), seed=2)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (32, 8, 8, 1)).astype("float32")
+    labels = rng.integers(0, 4, 32).astype("int32")
+    losses = model.fit(images, labels, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    qkv = backbone.get_layer("block_0").attn.qkv.kernel
+    print(json.dumps({
+        "devices": len(keras.distribution.list_devices()),
+        "losses": losses,
+        "weights": [np.asarray(w).astype("float64").ravel().tolist() for w in model.get_weights()[:8]],
+        "qkv_sharding": str(getattr(qkv.value, "sharding", None)),
+        "sharded": kd.distribution.sharded_weight_paths(backbone),
+    }))
+    """
+)
+
+
+def run(kind):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, kind], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def single():
+    return run("single")
+
+
+@pytest.mark.large
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution runs on the JAX backend")
+@pytest.mark.parametrize("kind", ["data_parallel", "model_parallel"])
+def test_multi_device_training_equals_single_device(kind, single):
+    multi = run(kind)
+    assert multi["devices"] == 4
+    np.testing.assert_allclose(multi["losses"], single["losses"], rtol=1e-5)
+    for a, b in zip(multi["weights"], single["weights"]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    if kind == "model_parallel":
+        assert "block_0/attn/qkv/kernel" in multi["sharded"] and "block_1/mlp/fc2/kernel" in multi["sharded"]
+        assert "model" in multi["qkv_sharding"] or "'model'" in multi["qkv_sharding"], multi["qkv_sharding"]
+
+
+def test_bad_distribution_arguments():
+    with pytest.raises(ValueError, match="Unknown distribution 'pipeline'"):
+        kd.distribution.make_distribution("pipeline")
+    with pytest.raises(ValueError, match="must divide the number of devices"):
+        kd.distribution.make_distribution("model_parallel", devices=["cpu:0"] * 3, model_parallel_size=2)
