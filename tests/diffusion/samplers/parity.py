@@ -38,6 +38,7 @@ def gaussian_model(objective):
     alphas_cumprod = ops.convert_to_tensor(objective.alphas_cumprod.astype("float32"))
 
     def model_fn(x, t):
+        x, t = ops.convert_to_tensor(x), ops.convert_to_tensor(t)
         a = ops.take(alphas_cumprod, ops.cast(t, "int32"))[:, None, None, None]
         s = t[:, None, None, None] / 1000.0
         x0 = 0.8 * ops.tanh(1.5 * x) * (1.0 - 0.3 * s) + 0.1 * ops.sin(3.0 * x + 4.0 * s)
@@ -52,6 +53,7 @@ def gaussian_model(objective):
 
 def flow_model(x, t):
     """A smooth velocity field of x and t in [0, 1]."""
+    x, t = ops.convert_to_tensor(x), ops.convert_to_tensor(t)
     s = t[:, None, None, None]
     return 0.8 * ops.tanh(x) * (1.0 - 0.5 * s) + 0.4 * ops.cos(3.0 * x + 2.0 * s) - 0.2 * s
 

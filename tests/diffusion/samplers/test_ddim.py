@@ -48,7 +48,7 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
 # diffusers' DDIMScheduler steps back T // n timesteps from each spaced timestep; that is the next spaced
 # timestep (as ours) for "leading", and for "trailing" when n divides T. "linspace" is checked at eta = 1 below.
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
-@pytest.mark.parametrize("num_steps", [1, 8, 50, 250])
+@pytest.mark.parametrize("num_steps", [1, 8, 40])
 def test_parity_spacings(spacing, num_steps):
     run_parity(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")  # see test_ddpm single step
 

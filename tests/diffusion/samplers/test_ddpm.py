@@ -44,7 +44,7 @@ def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="smal
 
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
-@pytest.mark.parametrize("num_steps", [3, 10, 50])
+@pytest.mark.parametrize("num_steps", [3, 10, 30])
 def test_parity_spacings(monkeypatch, spacing, num_steps):
     run_parity(monkeypatch, num_steps, spacing)
 
@@ -69,6 +69,7 @@ def test_parity_schedules_and_clipping(monkeypatch, schedule):
     run_parity(monkeypatch, 10, "leading", "x0", "learned", schedule, clip=1.0)
 
 
+@pytest.mark.large
 def test_parity_all_steps(monkeypatch):
     run_parity(monkeypatch, 1000, "leading")
 
