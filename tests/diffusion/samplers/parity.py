@@ -1,7 +1,8 @@
 """Shared support for the sampler parity tests against diffusers' schedulers.
 
 Both sides run the same analytic model function (evaluated with keras.ops on both sides; only the scheduler
-maths differs) from the same initial noise. Stochastic samplers get the same noise this way: the test draws
+maths differs) from the same initial noise; diffusers runs in float64 with our schedule tables (``share_tables``
+says why), so the differences measured are our float32 rounding plus any difference in the algorithm. Stochastic samplers get the same noise this way: the test draws
 the per-step normals up front, our sampler reads them through its ``noise_like`` hook (``InjectedNoise``), and
 diffusers gets them through ``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which
 has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
@@ -79,23 +80,17 @@ def assert_parity(name, ours, theirs, atol=1e-5):
     assert_close(ours, theirs, atol=atol, what=f"{name} vs diffusers")
 
 
-def diffusers_sample(scheduler, model_fn, noise, num_steps, noises=(), step_kwargs=None,
-                     sigmas=None):
-    """Run a diffusers scheduler's ``set_timesteps`` + ``step`` loop with ``model_fn`` (NHWC, our time units).
+def diffusers_sample(scheduler, model_fn, noise, noises=(), step_kwargs=None, flow=False):
+    """Run a diffusers scheduler's ``step`` loop (after ``set_timesteps``) with ``model_fn`` (NHWC, our time units).
 
     ``noises``: per-step variance noise (NHWC), passed as ``variance_noise`` to every step (DDIM). Flow
-    schedulers pass the model ``sigma`` (t in [0, 1]) rather than ``timestep``.
+    schedulers (``flow=True``) give the model ``sigma`` (t in [0, 1]) rather than ``timestep``.
     """
     import torch
 
-    if sigmas is None:
-        scheduler.set_timesteps(num_steps)
-    else:
-        scheduler.set_timesteps(sigmas=sigmas)
     x = to_torch(nhwc_to_nchw(noise)).double()
-    noises = list(noises)
     for i, timestep in enumerate(scheduler.timesteps):
-        t = float(scheduler.sigmas[i]) if sigmas is not None else float(timestep)
+        t = float(scheduler.sigmas[i]) if flow else float(timestep)
         output = model_fn(nchw_to_nhwc(x.numpy()).astype("float32"), np.full((noise.shape[0],), t, dtype="float32"))
         kwargs = dict(step_kwargs or {})
         if noises:

@@ -9,7 +9,7 @@ import keras_dit as kd
 from tests.diffusion.samplers.parity import (
     InjectedNoise, assert_parity, diffusers_sample, gaussian_model, initial_noise, patched_ddpm_noise, share_tables, step_noises,
 )
-from tests.helpers import assert_close, max_abs_diff, to_numpy
+from tests.helpers import assert_close, max_abs_diff
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -39,7 +39,8 @@ def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="smal
     ), objective)
     # diffusers draws a normal at every step with t > 0; ours none on the last step (see parity.py).
     patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
-    theirs = diffusers_sample(scheduler, lambda x, t: to_numpy(model_fn(x, t)), noise, num_steps)
+    scheduler.set_timesteps(num_steps)
+    theirs = diffusers_sample(scheduler, model_fn, noise)
     assert_parity("DDPM", ours, theirs)
 
 
