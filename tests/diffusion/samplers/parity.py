@@ -2,10 +2,11 @@
 
 Both sides run the same analytic model function (evaluated with keras.ops on both sides; only the scheduler
 maths differs) from the same initial noise; diffusers runs in float64 with our schedule tables (``share_tables``
-says why), so the differences measured are our float32 rounding plus any difference in the algorithm. Stochastic samplers get the same noise this way: the test draws
-the per-step normals up front, our sampler reads them through its ``noise_like`` hook (``InjectedNoise``), and
-diffusers gets them through ``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which
-has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
+says why), so the differences measured are our float32 rounding plus any difference in the algorithm.
+
+Stochastic samplers get the same noise this way: the test draws the per-step normals up front, our sampler
+reads them through its ``noise_like`` hook (``InjectedNoise``), and diffusers gets them through
+``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
 does when the last timestep is above 0 (``"trailing"``), so diffusers gets zeros there.
 
 Run as a script to print the largest parity error of each scheduler over the tested configurations:

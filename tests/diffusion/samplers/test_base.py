@@ -22,6 +22,13 @@ def test_spaced_timesteps_match_diffusers(spacing, num_train_timesteps):
         np.testing.assert_array_equal(ours, scheduler.timesteps.numpy(), err_msg=f"{spacing}, {n} steps")
 
 
+@pytest.mark.parametrize("total,n", [(15, 13), (17, 7), (34, 14)])
+def test_trailing_float_stride_keeps_n_valid_steps(total, n):
+    # np.arange with stride T / n gives an extra value here (a -1 timestep in diffusers); ours keeps n.
+    steps = spaced_timesteps(n, total, "trailing")
+    assert len(steps) == n and steps.min() >= 0 and steps[0] == total - 1
+
+
 @pytest.mark.parametrize("shift", [1.0, 3.0])
 def test_flow_times_match_diffusers(shift):
     scheduler = diffusers.FlowMatchEulerDiscreteScheduler(shift=shift)
@@ -75,8 +82,13 @@ def test_noise_rank(noise):
     (kd.samplers.Heun(), kd.diffusion.GaussianDiffusion(), "use DDPM or DDIM"),
 ])
 def test_wrong_objective(sampler, objective, hint):
-    with pytest.raises(ValueError, match=f"{type(sampler).__name__} samples .*{hint}"):
+    with pytest.raises(ValueError, match=f"{type(sampler).__name__} samples .*; {hint} for it"):
         sampler.sample(flow_model, initial_noise(), 2, objective)
+
+
+def test_not_an_objective():
+    with pytest.raises(ValueError, match="DDIM samples GaussianDiffusion models, got 'linear'; pass the objective"):
+        kd.samplers.DDIM().sample(flow_model, initial_noise(), 2, "linear")
 
 
 def test_model_output_channels_checked():

@@ -7,7 +7,8 @@ import pytest
 
 import keras_dit as kd
 from tests.diffusion.samplers.parity import (
-    InjectedNoise, assert_parity, diffusers_sample, gaussian_model, initial_noise, patched_ddpm_noise, share_tables, step_noises,
+    InjectedNoise, assert_parity, diffusers_sample, gaussian_model, initial_noise, patched_ddpm_noise, share_tables,
+    step_noises,
 )
 from tests.helpers import assert_close, max_abs_diff
 
