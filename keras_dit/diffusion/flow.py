@@ -53,6 +53,7 @@ class RectifiedFlow(Objective):
 
     def add_noise(self, x0, noise, t):
         """x_t = (1 - t) x0 + t noise, for (B,) times ``t``."""
+        x0, noise = ops.convert_to_tensor(x0), ops.convert_to_tensor(noise)
         t = broadcast_to_rank(ops.cast(t, x0.dtype), x0)
         return (1.0 - t) * x0 + t * noise
 
@@ -61,7 +62,7 @@ class RectifiedFlow(Objective):
 
     def target(self, x0, noise, t):
         """The velocity ``dx_t / dt = noise - x0``."""
-        return noise - x0
+        return ops.convert_to_tensor(noise) - ops.convert_to_tensor(x0)
 
     def loss(self, prediction, x0, noise, t, x_t):
         """(B,) per-sample mean squared error of the predicted velocity."""

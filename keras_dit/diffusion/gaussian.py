@@ -83,6 +83,7 @@ class GaussianDiffusion(Objective):
 
     def add_noise(self, x0, noise, t):
         """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise, for (B,) timesteps ``t``."""
+        x0, noise = ops.convert_to_tensor(x0), ops.convert_to_tensor(noise)
         return self._lookup("signal", t, x0) * x0 + self._lookup("noise", t, x0) * noise
 
     def from_x0_eps(self, x0, eps, signal, noise_level):
@@ -104,6 +105,7 @@ class GaussianDiffusion(Objective):
 
     def target(self, x0, noise, t):
         """What the backbone should predict at timesteps ``t`` (B,)."""
+        x0, noise = ops.convert_to_tensor(x0), ops.convert_to_tensor(noise)
         return self.from_x0_eps(x0, noise, self._lookup("signal", t, x0), self._lookup("noise", t, x0))
 
     def split_prediction(self, output):
@@ -121,6 +123,7 @@ class GaussianDiffusion(Objective):
     def loss(self, prediction, x0, noise, t, x_t):
         """(B,) per-sample loss: (weighted) MSE to the target, plus the variational bound with ``learn_sigma``."""
         prediction = ops.cast(prediction, "float32")
+        x0, noise, x_t = (ops.convert_to_tensor(v, "float32") for v in (x0, noise, x_t))
         mean_output, variance_values = self.split_prediction(prediction)
         mse = per_sample_mean(ops.square(self.target(x0, noise, t) - mean_output))
         if self.min_snr_gamma is not None:

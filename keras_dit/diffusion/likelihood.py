@@ -11,6 +11,7 @@ from keras import ops
 
 def normal_kl(mean1, logvar1, mean2, logvar2):
     """KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))), elementwise."""
+    mean1, logvar1, mean2, logvar2 = (ops.convert_to_tensor(v) for v in (mean1, logvar1, mean2, logvar2))
     return 0.5 * (
         -1.0 + logvar2 - logvar1 + ops.exp(logvar1 - logvar2) + ops.square(mean1 - mean2) * ops.exp(-logvar2)
     )
@@ -26,6 +27,7 @@ def discretized_gaussian_log_likelihood(x, means, log_scales):
 
     The two end bins extend to -inf and +inf. Probabilities are floored at 1e-12 before the log.
     """
+    x, means, log_scales = (ops.convert_to_tensor(v) for v in (x, means, log_scales))
     centered = x - means
     inv_std = ops.exp(-log_scales)
     cdf_plus = approx_standard_normal_cdf(inv_std * (centered + 1.0 / 255.0))

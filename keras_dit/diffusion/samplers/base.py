@@ -31,8 +31,9 @@ def spaced_timesteps(num_steps, num_train_timesteps, spacing):
     elif spacing == "leading":
         steps = (np.arange(n) * (total // n))[::-1]
     else:
-        steps = np.round(np.arange(total, 0, -total / n)) - 1
-    return steps.astype(np.int64)[:n]
+        # Float stride: for some (T, n) arange yields an extra value near 0 (-1 after the shift); drop it.
+        steps = (np.round(np.arange(total, 0, -total / n)) - 1)[:n]
+    return steps.astype(np.int64)
 
 
 def flow_times(num_steps, shift):
@@ -98,14 +99,17 @@ class Sampler:
         raise NotImplementedError
 
     def _check_objective(self, objective):
-        if not isinstance(objective, self.objective_type):
-            others = "DDPM or DDIM" if isinstance(objective, GaussianDiffusion) else "Euler or Heun"
-            raise ValueError(
-                f"{type(self).__name__} samples {self.objective_type.__name__} models, got "
-                f"{type(objective).__name__}; use {others} for it."
-                if isinstance(objective, (GaussianDiffusion, RectifiedFlow))
-                else f"{type(self).__name__} needs a {self.objective_type.__name__} objective, got {objective!r}."
-            )
+        if isinstance(objective, self.objective_type):
+            return
+        if isinstance(objective, GaussianDiffusion):
+            hint = "use DDPM or DDIM for it"
+        elif isinstance(objective, RectifiedFlow):
+            hint = "use Euler or Heun for it"
+        else:
+            hint = "pass the objective the model was trained with"
+        raise ValueError(
+            f"{type(self).__name__} samples {self.objective_type.__name__} models, got {objective!r}; {hint}."
+        )
 
     def _check_num_steps(self, num_steps, objective):
         limit = getattr(objective, "num_train_timesteps", None)

@@ -1,10 +1,12 @@
 """Shared support for the sampler parity tests against diffusers' schedulers.
 
 Both sides run the same analytic model function (evaluated with keras.ops on both sides; only the scheduler
-maths differs) from the same initial noise. Stochastic samplers get the same noise this way: the test draws
-the per-step normals up front, our sampler reads them through its ``noise_like`` hook (``InjectedNoise``), and
-diffusers gets them through ``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which
-has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
+maths differs) from the same initial noise; diffusers runs in float64 with our schedule tables (``share_tables``
+says why), so the differences measured are our float32 rounding plus any difference in the algorithm.
+
+Stochastic samplers get the same noise this way: the test draws the per-step normals up front, our sampler
+reads them through its ``noise_like`` hook (``InjectedNoise``), and diffusers gets them through
+``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
 does when the last timestep is above 0 (``"trailing"``), so diffusers gets zeros there.
 
 Run as a script to print the largest parity error of each scheduler over the tested configurations:
@@ -38,6 +40,7 @@ def gaussian_model(objective):
     alphas_cumprod = ops.convert_to_tensor(objective.alphas_cumprod.astype("float32"))
 
     def model_fn(x, t):
+        x, t = ops.convert_to_tensor(x), ops.convert_to_tensor(t)
         a = ops.take(alphas_cumprod, ops.cast(t, "int32"))[:, None, None, None]
         s = t[:, None, None, None] / 1000.0
         x0 = 0.8 * ops.tanh(1.5 * x) * (1.0 - 0.3 * s) + 0.1 * ops.sin(3.0 * x + 4.0 * s)
@@ -52,6 +55,7 @@ def gaussian_model(objective):
 
 def flow_model(x, t):
     """A smooth velocity field of x and t in [0, 1]."""
+    x, t = ops.convert_to_tensor(x), ops.convert_to_tensor(t)
     s = t[:, None, None, None]
     return 0.8 * ops.tanh(x) * (1.0 - 0.5 * s) + 0.4 * ops.cos(3.0 * x + 2.0 * s) - 0.2 * s
 
@@ -77,23 +81,17 @@ def assert_parity(name, ours, theirs, atol=1e-5):
     assert_close(ours, theirs, atol=atol, what=f"{name} vs diffusers")
 
 
-def diffusers_sample(scheduler, model_fn, noise, num_steps, noises=(), step_kwargs=None,
-                     sigmas=None):
-    """Run a diffusers scheduler's ``set_timesteps`` + ``step`` loop with ``model_fn`` (NHWC, our time units).
+def diffusers_sample(scheduler, model_fn, noise, noises=(), step_kwargs=None, flow=False):
+    """Run a diffusers scheduler's ``step`` loop (after ``set_timesteps``) with ``model_fn`` (NHWC, our time units).
 
     ``noises``: per-step variance noise (NHWC), passed as ``variance_noise`` to every step (DDIM). Flow
-    schedulers pass the model ``sigma`` (t in [0, 1]) rather than ``timestep``.
+    schedulers (``flow=True``) give the model ``sigma`` (t in [0, 1]) rather than ``timestep``.
     """
     import torch
 
-    if sigmas is None:
-        scheduler.set_timesteps(num_steps)
-    else:
-        scheduler.set_timesteps(sigmas=sigmas)
     x = to_torch(nhwc_to_nchw(noise)).double()
-    noises = list(noises)
     for i, timestep in enumerate(scheduler.timesteps):
-        t = float(scheduler.sigmas[i]) if sigmas is not None else float(timestep)
+        t = float(scheduler.sigmas[i]) if flow else float(timestep)
         output = model_fn(nchw_to_nhwc(x.numpy()).astype("float32"), np.full((noise.shape[0],), t, dtype="float32"))
         kwargs = dict(step_kwargs or {})
         if noises:

@@ -37,8 +37,9 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
     ), objective)
     # The DDIM scheduler takes the model's mean channels only; its last step adds sigma = 0 times the noise.
     channels = noise.shape[-1]
+    scheduler.set_timesteps(num_steps)
     theirs = diffusers_sample(
-        scheduler, lambda x, t: model_fn(x, t)[..., :channels], noise, num_steps,
+        scheduler, lambda x, t: model_fn(x, t)[..., :channels], noise,
         noises=noises + [np.zeros_like(noise)] if eta > 0 else (),
         step_kwargs={"eta": eta, "use_clipped_model_output": True},
     )
@@ -48,7 +49,7 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
 # diffusers' DDIMScheduler steps back T // n timesteps from each spaced timestep; that is the next spaced
 # timestep (as ours) for "leading", and for "trailing" when n divides T. "linspace" is checked at eta = 1 below.
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
-@pytest.mark.parametrize("num_steps", [1, 8, 50, 250])
+@pytest.mark.parametrize("num_steps", [1, 8, 40])
 def test_parity_spacings(spacing, num_steps):
     run_parity(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")  # see test_ddpm single step
 
@@ -73,7 +74,8 @@ def test_parity_eta_one_is_ddpm(monkeypatch, spacing, num_steps):
     ours = NoisyDDIM(noises, eta=1.0, timestep_spacing=spacing).sample(model_fn, noise, num_steps, objective)
     scheduler = share_tables(diffusers.DDPMScheduler(timestep_spacing=spacing, clip_sample=False), objective)
     patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
-    assert_parity("DDIM", ours, diffusers_sample(scheduler, model_fn, noise, num_steps))
+    scheduler.set_timesteps(num_steps)
+    assert_parity("DDIM", ours, diffusers_sample(scheduler, model_fn, noise))
 
 
 def test_eta_zero_is_deterministic_and_eta_uses_seed():

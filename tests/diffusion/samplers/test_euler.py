@@ -1,0 +1,28 @@
+"""Euler: trajectory parity with diffusers' FlowMatchEulerDiscreteScheduler (with shift), and first order."""
+
+import numpy as np
+import pytest
+
+import keras_dit as kd
+from tests.diffusion.samplers.parity import assert_parity, diffusers_sample, flow_model, initial_noise
+from tests.diffusion.samplers.test_heun import convergence_ratios
+
+diffusers = pytest.importorskip("diffusers")
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+@pytest.mark.parametrize("num_steps", [1, 4, 28, 60])
+def test_parity(shift, num_steps):
+    objective = kd.diffusion.RectifiedFlow(shift=shift)
+    noise = initial_noise()
+    ours = kd.samplers.Euler().sample(flow_model, noise, num_steps, objective)
+    # Our grid is linspace(1, 0, n + 1) shifted: diffusers' with these unshifted sigmas (it shifts, appends 0).
+    scheduler = diffusers.FlowMatchEulerDiscreteScheduler(shift=shift)
+    scheduler.set_timesteps(sigmas=np.linspace(1.0, 0.0, num_steps + 1)[:-1])
+    theirs = diffusers_sample(scheduler, flow_model, noise, flow=True)
+    assert_parity("Euler", ours, theirs)
+
+
+def test_first_order():
+    ratios = convergence_ratios(kd.samplers.Euler(), shift=1.0)
+    assert np.all((ratios > 1.6) & (ratios < 2.5)), f"Euler error ratios when steps double: {ratios}, expected ~2"
