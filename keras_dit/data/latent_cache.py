@@ -24,17 +24,23 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_dit.models.kl_vae import DiagonalGaussian
+from keras_dit.models.kl_vae import DiagonalGaussian, plain_factor
 
 FORMAT = "keras_dit.latent_cache"
 VERSION = 1
 _IMAGE_KEYS = ("images", "image", "x")
 
 
+def _length(arrays):
+    """Rows of an array, or of a tuple / dict of equal-length arrays."""
+    if isinstance(arrays, dict):
+        return len(next(iter(arrays.values())))
+    return len(arrays[0]) if isinstance(arrays, tuple) else len(arrays)
+
+
 def _array_batches(arrays, batch_size):
     """Batches of an array, or of a tuple / dict of equal-length arrays."""
-    first = arrays[0] if isinstance(arrays, tuple) else next(iter(arrays.values())) if isinstance(arrays, dict) else arrays
-    for start in range(0, len(first), batch_size):
+    for start in range(0, _length(arrays), batch_size):
         if isinstance(arrays, tuple):
             yield tuple(a[start:start + batch_size] for a in arrays)
         elif isinstance(arrays, dict):
@@ -57,9 +63,7 @@ def iterate_batches(dataset, batch_size=32):
     ``"images"``), a ``keras.utils.PyDataset``, a ``tf.data.Dataset`` or any iterable of batches.
     """
     if _is_arrays(dataset):
-        first = dataset if isinstance(dataset, np.ndarray) else (
-            dataset[0] if isinstance(dataset, tuple) else next(iter(dataset.values())))
-        return _array_batches(dataset, batch_size), math.ceil(len(first) / batch_size)
+        return _array_batches(dataset, batch_size), math.ceil(_length(dataset) / batch_size)
     if isinstance(dataset, keras.utils.PyDataset):
         count = dataset.num_batches
         if count is None:
@@ -123,13 +127,6 @@ def vae_fingerprint(vae):
     return digest.hexdigest()
 
 
-def _plain(value):
-    if value is None:
-        return None
-    value = np.asarray(value, "float64")
-    return float(value) if value.ndim == 0 else [float(v) for v in value.ravel()]
-
-
 def write_latent_cache(vae, dataset, path, batch_size=32, sample=False, seed=None, dtype="float32", verbose=1):
     """Encode ``dataset`` with ``vae`` and write the diffusion latents (and the batches' other entries) to ``path``.
 
@@ -159,8 +156,8 @@ def write_latent_cache(vae, dataset, path, batch_size=32, sample=False, seed=Non
     latents = np.concatenate(latents)
     meta = {
         "format": FORMAT, "version": VERSION, "count": int(len(latents)), "latent_shape": list(latents.shape[1:]),
-        "latent_channels": vae.latent_channels, "scale_factor": _plain(vae.scale_factor),
-        "shift_factor": _plain(vae.shift_factor), "encoding": "sample" if sample else "mean", "seed": seed,
+        "latent_channels": vae.latent_channels, "scale_factor": plain_factor(vae.scale_factor),
+        "shift_factor": plain_factor(vae.shift_factor), "encoding": "sample" if sample else "mean", "seed": seed,
         "fingerprint": vae_fingerprint(vae), "structure": structure, "dtype": dtype,
         "vae_config": vae.get_config(),
     }
@@ -249,7 +246,7 @@ def check_cache_matches(meta, vae, path="the cache"):
     if meta["latent_channels"] != vae.latent_channels:
         problems.append(f"latent_channels {meta['latent_channels']} vs {vae.latent_channels}")
     for name in ("scale_factor", "shift_factor"):
-        cached, current = meta[name], _plain(getattr(vae, name))
+        cached, current = meta[name], plain_factor(getattr(vae, name))
         if (cached is None) != (current is None) or (
             cached is not None and not np.allclose(cached, current, rtol=1e-6, atol=0)
         ):

@@ -240,7 +240,7 @@ class KLVAE(keras.Model):
     def get_config(self):
         return {
             "name": self.name, "trainable": self.trainable, **self._init_args,
-            "scale_factor": _plain(self.scale_factor), "shift_factor": _plain(self.shift_factor),
+            "scale_factor": plain_factor(self.scale_factor), "shift_factor": plain_factor(self.shift_factor),
         }
 
     @classmethod
@@ -248,7 +248,7 @@ class KLVAE(keras.Model):
         return cls(**config)
 
 
-def _plain(value):
+def plain_factor(value):
     """A scale/shift factor as JSON-friendly Python: None, a float or a list of floats."""
     if value is None:
         return None
