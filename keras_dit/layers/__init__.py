@@ -7,3 +7,8 @@ from keras_dit.layers.modulation import AdaLNModulation, modulate
 from keras_dit.layers.patch_embedding import PatchEmbedding, patchify, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding, sincos_2d
 from keras_dit.layers.timestep_embedding import TimestepEmbedding, sinusoidal_embedding
+from keras_dit.layers.learned_position_embedding import LearnedPositionEmbedding
+from keras_dit.layers.mmdit_block import AttentionProjections, MMDiTBlock
+from keras_dit.layers.moe import ExpertChoiceMoE
+from keras_dit.layers.rope import apply_rope, grid_positions, rope_tables
+from keras_dit.layers.transformer_block import TransformerBlock

@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_dit.backend import concrete_value
 from keras_dit.conditioning.class_labels import ClassLabelEmbedding
+from keras_dit.conditioning.factory import get_conditioner
 from keras_dit.layers.dit_block import DiTBlock, FinalLayer
 from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding
@@ -52,11 +53,14 @@ class DiT(Backbone):
         mlp_norm_eps: epsilon of the blocks' MLP-branch LayerNorm; ``None`` means ``norm_eps``
             (diffusers uses 1e-5 there).
         seed: seed of the label dropout.
+        conditioner: instead of ``num_classes``, any conditioner (kind name, dict or instance, see
+            ``kd.conditioning.get_conditioner``), e.g. tags or parameter vectors; its vector joins the timestep
+            embedding in adaLN (its tokens are unused). ``None`` keeps DiT's own label table.
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C) noisy inputs, ``"t"`` (B,) timesteps (float, DDPM
-            integer-valued or 1000 t for flows) and ``"condition"`` (B,) integer labels (omit when
-            unconditional).
+            integer-valued or 1000 t for flows) and ``"condition"`` (B,) integer labels, or the conditioner's
+            raw condition (omit when unconditional).
 
     Example:
     >>> model = DiT.from_preset("DiT-S/2", input_size=8, num_classes=10)
@@ -81,8 +85,11 @@ class DiT(Backbone):
         norm_eps=1e-6,
         mlp_norm_eps=None,
         seed=None,
+        conditioner=None,
         **kwargs,
     ):
+        if conditioner is not None and num_classes is not None:
+            raise ValueError("Pass either num_classes (DiT's label table) or conditioner, not both.")
         if input_size % patch_size:
             raise ValueError(
                 f"input_size={input_size} is not divisible by patch_size={patch_size}; "
@@ -107,6 +114,12 @@ class DiT(Backbone):
                 num_classes, hidden_size, class_dropout_prob, seed=seed, name="label_embedding"
             )
             c = c + label_embedding(inputs["condition"])
+        cond_layer = None if conditioner is None else get_conditioner(conditioner, hidden_size)
+        if cond_layer is not None:
+            inputs["condition"] = keras.Input(
+                tuple(cond_layer.condition_shape), dtype=cond_layer.condition_dtype, name="condition"
+            )
+            c = c + cond_layer(inputs["condition"])[0]
         for i in range(depth):
             block = DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, name=f"block_{i}")
             tokens = block(tokens, c)
@@ -115,6 +128,7 @@ class DiT(Backbone):
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.label_embedding = label_embedding
+        self.conditioner = cond_layer
         self._init_args = dict(
             input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
@@ -122,13 +136,22 @@ class DiT(Backbone):
             timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
             seed=seed,
         )
+        if cond_layer is not None:
+            self._init_args["conditioner"] = keras.saving.serialize_keras_object(cond_layer)
         for key, value in self._init_args.items():
-            setattr(self, key, value)
+            if key != "conditioner":
+                setattr(self, key, value)
         self.out_channels = out_channels
 
     @property
     def null_condition(self):
-        """The label meaning "no condition" (for CFG), or ``None`` if the model has none."""
+        """The label meaning "no condition" (for CFG), or ``None`` if the model has none.
+
+        With a ``conditioner``, one sample's raw null condition (e.g. an all-zero multi-hot vector).
+        """
+        if self.conditioner is not None:
+            null = self.conditioner.null_condition(1)[0]
+            return null.item() if null.ndim == 0 else null
         return self.label_embedding.null_label if self.label_embedding is not None else None
 
     @property
@@ -166,6 +189,14 @@ class DiT(Backbone):
         if len(t.shape) != 1 or (batch is not None and t.shape[0] not in (None, batch)):
             raise ValueError(f"DiT input 't' must have shape ({batch},), got {tuple(t.shape)}.")
         condition = inputs.get("condition")
+        if self.conditioner is not None:
+            if condition is None:
+                raise ValueError(
+                    f"This DiT is conditional ({type(self.conditioner).__name__}); pass 'condition' "
+                    "(the conditioner's null_condition for an unconditional sample)."
+                )
+            inputs["condition"] = self.conditioner.prepare(condition, batch)
+            return inputs
         if self.num_classes is None:
             if condition is not None:
                 raise ValueError("This DiT is unconditional (num_classes=None) but got a 'condition'.")

@@ -1,0 +1,95 @@
+"""Grokfast's gradient filter (Lee et al., 2024) as an optimizer wrapper usable with ``fit``.
+
+Grokfast amplifies the slow-varying component of the gradients: it keeps an exponential moving average of
+each gradient and steps along ``g + lambda * ema`` instead of ``g``, which speeds up generalisation ("grokking").
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_dit")
+class GradientFilterEMA(keras.optimizers.Optimizer):
+    """Wraps an optimizer; each step hands it ``g + lamb * ema`` where ``ema <- alpha ema + (1 - alpha) g``.
+
+    The EMA slots are optimizer variables, so the filter works inside compiled ``fit`` steps on every backend,
+    and its state is saved and restored with the optimizer. The learning rate and iteration count are the
+    wrapped optimizer's. (Not supported under a TensorFlow ``tf.distribute`` strategy.)
+
+    Args:
+        inner_optimizer: the ``keras.optimizers.Optimizer`` that applies the filtered gradients.
+        alpha: EMA momentum in [0, 1) (0.98 in Grokfast).
+        lamb: amplification of the EMA (2.0 in Grokfast); 0 gives back the inner optimizer.
+
+    Example:
+    >>> model.compile(optimizer=GradientFilterEMA(keras.optimizers.AdamW(1e-4), alpha=0.98, lamb=2.0), loss="mse")
+    """
+
+    def __init__(self, inner_optimizer, alpha=0.98, lamb=2.0, name=None, **kwargs):
+        if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
+            raise ValueError(
+                f"GradientFilterEMA wraps a keras.optimizers.Optimizer, got {type(inner_optimizer).__name__}."
+            )
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha (the EMA momentum) must be in [0, 1), got {alpha}.")
+        if lamb < 0:
+            raise ValueError(f"lamb (the EMA amplification) must be >= 0, got {lamb}.")
+        super().__init__(learning_rate=0.0, name=name, **kwargs)
+        self.inner_optimizer = inner_optimizer
+        self.alpha = alpha
+        self.lamb = lamb
+
+    def build(self, var_list):
+        self.gradient_emas = [self.add_variable_from_reference(v, "gradient_ema") for v in var_list]
+        self.inner_optimizer.build(var_list)
+        super().build(var_list)
+
+    @property
+    def variables(self):
+        return self._variables + self.inner_optimizer.variables
+
+    def apply(self, grads, trainable_variables=None):
+        if not self.built:
+            with keras.name_scope(self.name, caller=self):
+                self.build(trainable_variables)
+            self.built = True
+        variables = trainable_variables or self._trainable_variables
+        filtered = []
+        for grad, variable in zip(grads, variables):
+            if grad is None:
+                filtered.append(grad)
+                continue
+            ema = self.gradient_emas[self._get_variable_index(variable)]
+            new_ema = ops.add(ops.multiply(ema, self.alpha), ops.multiply(grad, 1.0 - self.alpha))
+            ema.assign(new_ema)
+            filtered.append(ops.add(grad, ops.multiply(new_ema, self.lamb)))
+        self.inner_optimizer.apply(filtered, variables)
+
+    @property
+    def learning_rate(self):
+        return self.inner_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate):
+        self.inner_optimizer.learning_rate = learning_rate
+
+    @property
+    def iterations(self):
+        return self.inner_optimizer.iterations
+
+    def finalize_variable_values(self, var_list):
+        self.inner_optimizer.finalize_variable_values(var_list)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "inner_optimizer": keras.saving.serialize_keras_object(self.inner_optimizer),
+            "alpha": self.alpha,
+            "lamb": self.lamb,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        inner = keras.saving.deserialize_keras_object(config.pop("inner_optimizer"), custom_objects=custom_objects)
+        return cls(inner, **config)
