@@ -16,6 +16,7 @@ from keras_dit import losses
 from keras_dit import tasks
 from keras_dit import data
 from keras_dit import metrics
+from keras_dit import optimizers
 from keras_dit import convert
 from keras_dit import distribution
 from keras_dit.scale_factor import compute_scale_factor

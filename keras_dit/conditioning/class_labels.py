@@ -156,7 +156,7 @@ class ClassConditioner(Conditioner):
         self.embedding.build(input_shape)
 
     def embed(self, labels):
-        vector = self.embedding(labels)  # (B, D); dropout is done by Conditioner.call
+        vector = self.embedding(labels, training=False)  # (B, D); the dropout is Conditioner.call's, not twice
         return vector, vector[:, None, :]
 
     def get_config(self):

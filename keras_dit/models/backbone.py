@@ -44,12 +44,15 @@ class Backbone(keras.Model):
 
     @property
     def condition_embedding(self):
-        """The layer that embeds conditions and owns the null condition and CFG dropout (or ``None``)."""
-        return None
+        """The layer that embeds conditions, owning the null condition and the CFG dropout rate, or ``None``."""
+        return getattr(self, "conditioner", None)
 
     def null_conditions(self, batch_size):
-        """A batch of "no condition" inputs (the unconditional CFG branch), or ``None`` if there is none."""
-        return None
+        """A batch of raw "no condition" inputs (the unconditional CFG branch), or ``None`` if there is none."""
+        conditioner = getattr(self, "conditioner", None)
+        if conditioner is None or conditioner.dropout_prob == 0:
+            return None
+        return conditioner.null_condition(batch_size)
 
     def check_inputs(self, inputs):
         """Validate (and possibly normalise) a call's input dict; subclasses extend this."""

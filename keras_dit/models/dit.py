@@ -156,12 +156,14 @@ class DiT(Backbone):
 
     @property
     def condition_embedding(self):
-        return self.label_embedding
+        return self.conditioner if self.conditioner is not None else self.label_embedding
 
     def null_conditions(self, batch_size):
+        if self.conditioner is not None:
+            return super().null_conditions(batch_size)
         if self.null_condition is None:
             return None
-        return ops.full((batch_size,), self.null_condition, dtype="int32")
+        return np.full((batch_size,), self.null_condition, dtype="int32")
 
     def check_inputs(self, inputs):
         unknown = set(inputs) - {"x", "t", "condition"}
@@ -210,6 +212,11 @@ class DiT(Backbone):
         if len(condition.shape) != 1 or (batch is not None and condition.shape[0] not in (None, batch)):
             raise ValueError(f"DiT input 'condition' must be (B,) labels, B={batch}; got {tuple(condition.shape)}.")
         values = concrete_value(condition)
+        if values is not None and values.dtype.kind not in "biuf":
+            raise ValueError(
+                f"DiT labels must be integers, got {values.dtype} values; build the DiT with "
+                "conditioner={'kind': 'labels', 'label_names': [...]} to use class names."
+            )
         if values is not None and values.size:
             highest = self.num_classes if self.null_condition is not None else self.num_classes - 1
             if np.any(values != np.round(values)) or values.min() < 0 or values.max() > highest:

@@ -234,9 +234,6 @@ class DiffusionModel(keras.Model):
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
         noise = keras.random.normal(shape, seed=noise_seed)
-        for conditions in (cond, uncond):  # values are checked here: inside the compiled forward they cannot be
-            if conditions is not None:
-                self.backbone.check_inputs({"x": noise, "t": ops.zeros((batch,)), "condition": conditions})
         model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=shape[-1])
         with self.ema_weights():
             latents = sampler.sample(
@@ -266,13 +263,13 @@ class DiffusionModel(keras.Model):
             return None, None, int(num_images)
         if condition is None:
             raise ValueError("This model is conditional: pass a condition (e.g. class labels) to generate().")
-        cond = ops.convert_to_tensor(np.asarray(condition)) if not hasattr(condition, "shape") else condition
+        cond = self._prepare_condition(condition)
         batch = int(cond.shape[0])
         if num_images is not None and num_images != batch:
             raise ValueError(f"num_images={num_images} does not match the condition batch of {batch}.")
         uncond = None
         if negative_condition is not None:
-            uncond = ops.convert_to_tensor(np.asarray(negative_condition))
+            uncond = self._prepare_condition(negative_condition)
             if int(uncond.shape[0]) != batch:
                 raise ValueError(
                     f"negative_condition has batch {int(uncond.shape[0])}, the condition has {batch}; give one "
@@ -287,6 +284,19 @@ class DiffusionModel(keras.Model):
                     "class_dropout_prob > 0."
                 )
         return cond, uncond, batch
+
+    def _prepare_condition(self, condition):
+        """Raw conditions (labels, names such as "seven", tag strings, vectors) encoded and checked eagerly:
+        inside the compiled forward their values could not be checked."""
+        if isinstance(condition, str):
+            condition = [condition]
+        if not hasattr(condition, "shape"):
+            condition = np.asarray(condition)
+        batch = int(condition.shape[0])
+        latent_shape = tuple(self.backbone.input["x"].shape[1:])
+        inputs = {"x": np.zeros((batch, *latent_shape), "float32"), "t": np.zeros((batch,), "float32"),
+                  "condition": condition}
+        return ops.convert_to_tensor(self.backbone.check_inputs(inputs)["condition"])
 
     @contextlib.contextmanager
     def ema_weights(self):
