@@ -130,11 +130,10 @@ def presets():
 
 
 def _suggest(key, valid):
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    if not close:  # a right leaf in the wrong section ("train.depth") still finds "model.depth"
-        leaf = key.rsplit(".", 1)[-1]
-        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1]
-    return f"; did you mean {close[0]!r}?" if close else f"; valid keys are listed by --help"
+    leaf = key.rsplit(".", 1)[-1]  # the right key in the wrong section ("train.depth") finds "model.depth"
+    close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1] or difflib.get_close_matches(key, valid, n=1,
+                                                                                                cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else "; valid keys are listed by --help"
 
 
 def _flatten(mapping, source, prefix=""):
@@ -153,6 +152,11 @@ def _check(key, value, source):
     if key not in SCHEMA:
         raise ValueError(f"unknown config key {key!r} in {source}{_suggest(key, list(SCHEMA))}")
     option = SCHEMA[key]
+    if option.kind == "float" and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if value is None:
         if not option.nullable:
             raise ValueError(f"{key} in {source} may not be null: expected {_KIND_NAMES[option.kind]}")
