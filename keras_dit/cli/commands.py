@@ -50,7 +50,7 @@ def _start_run(config, resume, checkpoint):
         f.write(to_yaml(config))
 
 
-def _resume(model_or_none, checkpoint, fresh, steps_per_epoch, dataset):
+def _resume(checkpoint, fresh, steps_per_epoch, dataset):
     """Load ``checkpoint`` for a resumed run: (model, initial epoch). Its epoch is its optimizer step count
     divided by the steps per epoch; the data set is moved to that epoch's order."""
     loaded = builders.load_diffusion_model(checkpoint)
@@ -135,7 +135,7 @@ def train(config, resume=False):
     _start_run(config, resume, checkpoint)
     initial_epoch = 0
     if resume:
-        model, initial_epoch = _resume(None, checkpoint, model, len(data), data)
+        model, initial_epoch = _resume(checkpoint, model, len(data), data)
         _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
     builders.write_condition_info(config["output_dir"], info)
     grid = None

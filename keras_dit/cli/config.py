@@ -234,8 +234,8 @@ def schema_help(sections):
     for key, option in SCHEMA.items():
         if key.split(".", 1)[0] in sections or "." not in key:
             choices = f" ({'|'.join(map(str, option.choices))})" if option.choices else ""
-            lines.append(f"  {key} = {yaml.safe_dump(option.default, default_flow_style=True).strip().removesuffix('...').strip()}"
-                         f"{choices}\n      {option.help}")
+            default = yaml.safe_dump(option.default, default_flow_style=True).removesuffix("...\n").strip()
+            lines.append(f"  {key} = {default}{choices}\n      {option.help}")
     return "\n".join(lines)
 
 

@@ -4,7 +4,6 @@ import csv
 import os
 import shutil
 import subprocess
-import sys
 
 import keras
 import numpy as np
