@@ -22,6 +22,9 @@ def atomic_save(model, path):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the checkpoint a normal file's permissions
     try:
         model.save(tmp)
         os.replace(tmp, path)
