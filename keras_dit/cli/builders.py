@@ -1,0 +1,187 @@
+"""Config -> objects: the data set, the backbone and objective, the compiled model, checkpoints."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from keras_dit import data as kd_data
+from keras_dit.data.builtin import BUILTIN_DATASETS
+from keras_dit.diffusion import GaussianDiffusion, RectifiedFlow
+from keras_dit.models import DiT, KLVAE, UViT
+from keras_dit.tasks import DiffusionModel
+
+# Architecture of a backbone when neither the config nor a preset says otherwise (the digits demo's).
+ARCHITECTURE_DEFAULTS = {"patch_size": 2, "hidden_size": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0}
+CONDITION_FILE = "condition.json"
+
+
+def checkpoint_path(config):
+    return config["sample.checkpoint"] or os.path.join(config["output_dir"], "model.keras")
+
+
+def build_data(config, shuffle=True, drop_remainder=True):
+    """The training data set of ``config``: a built-in set or an image folder (``keras.utils.PyDataset``)."""
+    source = config["data.source"]
+    common = dict(batch_size=config["data.batch_size"], seed=config["seed"], shuffle=shuffle,
+                  drop_remainder=drop_remainder)
+    if source in BUILTIN_DATASETS:
+        options = dict(image_size=config["data.image_size"], flip=config["data.flip"], **common)
+        if source != "alphabet":
+            options["channels"] = config["data.channels"]
+        dataset = kd_data.load_builtin(source, **options)
+        limit = config["data.limit"]
+        if limit is not None:
+            if limit < 1:
+                raise ValueError(f"data.limit must be >= 1, got {limit}")
+            dataset = kd_data.ArrayDataset(
+                dataset.images[:limit], dataset.condition[:limit], dataset.condition_kind,
+                class_names=dataset.class_names, tag_vocabulary=dataset.tag_vocabulary,
+                param_names=dataset.param_names, flip=config["data.flip"], **common,
+            )
+        return dataset
+    if config["data.limit"] is not None:
+        raise ValueError("data.limit applies to built-in data sets only; point data.source at a smaller folder")
+    if not os.path.exists(source):
+        raise FileNotFoundError(
+            f"data.source {source!r} is neither a built-in data set ({', '.join(sorted(BUILTIN_DATASETS))}) "
+            "nor an existing image folder"
+        )
+    return kd_data.ImageFolder(
+        source, config["data.image_size"], condition=config["data.condition"], tags_file=config["data.tags_file"],
+        params_file=config["data.params_file"], channels=config["data.channels"], crop=config["data.crop"],
+        flip=config["data.flip"], workers=config["data.workers"], **common,
+    )
+
+
+def condition_info(dataset):
+    """``{"kind": ..., "names": [...]}`` of a data set: class names, tag vocabulary or parameter names."""
+    kind = dataset.condition_kind
+    names = {"labels": dataset.class_names, "tags": dataset.tag_vocabulary, "params": dataset.param_names}.get(kind)
+    return {"kind": kind, "names": None if names is None else list(names)}
+
+
+def load_vae(path):
+    """A ``KLVAE`` from a ``.keras`` file, with a clear error for a missing file or another kind of model."""
+    vae = load_checkpoint(path)
+    if not isinstance(vae, KLVAE):
+        raise ValueError(f"{path!r} holds a {type(vae).__name__}, not a KLVAE; pass a VAE written by train-vae")
+    return vae
+
+
+def _latent_shape(vae, image_shape):
+    latents = vae.encode(np.zeros((1, *image_shape), "float32")).mean
+    return tuple(int(s) for s in latents.shape[1:])
+
+
+def build_backbone(config, shape, info):
+    """The backbone for inputs of ``shape`` (H, W, C) and the data's condition ``info``."""
+    if shape[0] != shape[1]:
+        raise ValueError(f"Backbones take square inputs; the data are {shape[0]} x {shape[1]}")
+    kind, names = info["kind"], info["names"]
+    architecture = {key: config[f"model.{key}"] for key in ARCHITECTURE_DEFAULTS if config[f"model.{key}"] is not None}
+    cls = {"dit": DiT, "uvit": UViT}[config["model.backbone"]]
+    if config["model.preset"] is None:
+        architecture = {**ARCHITECTURE_DEFAULTS, **architecture}
+    kwargs = dict(input_size=shape[0], in_channels=shape[-1], seed=config["seed"], **architecture)
+    dropout = config["model.class_dropout_prob"]
+    if kind == "labels":
+        kwargs.update(num_classes=len(names), class_dropout_prob=dropout)
+    elif kind is not None and cls is DiT:
+        raise ValueError(f"model.backbone=dit is conditioned on class labels only; for {kind} set model.backbone=uvit")
+    elif kind == "tags":
+        kwargs["conditioner"] = {"kind": "tags", "vocabulary": names, "dropout_prob": dropout}
+    elif kind == "params":
+        kwargs["conditioner"] = {"kind": "parameters", "num_parameters": len(names), "dropout_prob": dropout}
+    if cls is DiT:
+        kwargs["learn_sigma"] = False
+    if config["model.preset"] is not None:
+        return cls.from_preset(config["model.preset"], **kwargs)
+    return cls(**kwargs)
+
+
+def build_objective(config):
+    if config["objective.kind"] == "rectified_flow":
+        return RectifiedFlow(timestep_sampling=config["objective.timestep_sampling"])
+    return GaussianDiffusion(schedule=config["objective.schedule"], prediction=config["objective.prediction"],
+                             min_snr_gamma=config["objective.min_snr_gamma"])
+
+
+def build_model(config, dataset):
+    """The compiled ``DiffusionModel`` of ``config`` for ``dataset`` (images, or latents when the config trains
+    on a latent cache or through ``model.autoencoder``)."""
+    image_shape = tuple(dataset.image_shape)
+    autoencoder = None
+    if config["model.autoencoder"]:
+        vae = load_vae(config["model.autoencoder"])
+        shape = _latent_shape(vae, image_shape)
+        autoencoder = None if config["data.latent_cache"] else vae
+    else:
+        if config["data.latent_cache"]:
+            raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")
+        shape = image_shape
+    keras.utils.set_random_seed(config["seed"])
+    backbone = build_backbone(config, shape, condition_info(dataset))
+    model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder,
+                           scale_factor=1.0 if config["data.latent_cache"] else None, seed=config["seed"])
+    compile_model(model, config)
+    return model
+
+
+def compile_model(model, config):
+    model.compile(optimizer=keras.optimizers.AdamW(
+        config["train.learning_rate"], weight_decay=config["train.weight_decay"], clipnorm=config["train.clipnorm"],
+        use_ema=config["train.ema"], ema_momentum=config["train.ema_momentum"],
+    ))
+
+
+def load_checkpoint(path):
+    """A model saved as ``.keras``, with one-line errors for a missing or unreadable file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist; train a model first (keras-dit train)")
+    try:
+        return keras.saving.load_model(path)
+    except (ValueError, OSError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot load checkpoint {path!r}: {' '.join(str(error).split())[:300]}") from None
+
+
+def load_diffusion_model(path):
+    model = load_checkpoint(path)
+    if not isinstance(model, DiffusionModel):
+        raise ValueError(
+            f"checkpoint {path!r} holds a {type(model).__name__}, not a DiffusionModel; pass a model written by "
+            "keras-dit train"
+        )
+    return model
+
+
+def check_same_model(loaded, fresh, path):
+    """Raise if checkpoint ``loaded`` was trained with another architecture or objective than ``fresh``."""
+    def describe(model):
+        return {"backbone": type(model.backbone).__name__,
+                "input": tuple(model.backbone.input["x"].shape[1:]),
+                "parameters": model.backbone.count_params(),
+                "objective": {"class": type(model.objective).__name__, **model.objective.get_config()}}
+
+    old, new = describe(loaded), describe(fresh)
+    diff = [f"{key} {old[key]} vs {new[key]}" for key in old if old[key] != new[key]]
+    if diff:
+        raise ValueError(
+            f"checkpoint {path!r} is from another model ({'; '.join(diff)}: checkpoint vs config); resume with the "
+            "config it was trained with, or choose a new output_dir"
+        )
+
+
+def write_condition_info(folder, info):
+    with open(os.path.join(folder, CONDITION_FILE), "w") as f:
+        json.dump(info, f)
+
+
+def read_condition_info(folder):
+    path = os.path.join(folder, CONDITION_FILE)
+    if not os.path.isfile(path):
+        return {"kind": None, "names": None}
+    with open(path) as f:
+        return json.load(f)

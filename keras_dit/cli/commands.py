@@ -1,0 +1,316 @@
+"""The ``keras-dit`` subcommands, each a function of the validated config (and ``resume`` for training)."""
+
+import importlib.util
+import json
+import os
+import time
+
+import keras
+import numpy as np
+from PIL import Image
+
+from keras_dit.cli import builders
+from keras_dit.cli.config import to_yaml
+from keras_dit.data.images import to_uint8
+from keras_dit.training_callbacks import AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, image_grid
+
+
+def _say(message):
+    print(f"keras-dit: {message}", flush=True)
+
+
+def _training_callbacks(config, resume, checkpoint, grid=None):
+    out = config["output_dir"]
+    log = os.path.join(out, "log.csv")
+    callbacks = [AtomicCheckpoint(checkpoint, config["train.checkpoint_every"]),
+                 keras.callbacks.CSVLogger(log, append=resume)]
+    if config["train.tensorboard"]:
+        if all(importlib.util.find_spec(package) for package in ("tensorflow", "tensorboard")):
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
+        else:
+            _say("TensorBoard logging is off: it needs the tensorflow and tensorboard packages (the CSV log is "
+                 "in log.csv)")
+    if grid is not None:
+        callbacks.append(grid)
+    callbacks.append(LossCurve(log, os.path.join(out, "loss.png")))
+    return callbacks
+
+
+def _start_run(config, resume, checkpoint):
+    out = config["output_dir"]
+    if os.path.exists(checkpoint) and not resume:
+        raise ValueError(
+            f"{checkpoint!r} already exists: pass --resume to continue that run, or choose another output_dir "
+            "(--set output_dir=...)"
+        )
+    if resume and not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"--resume: there is no checkpoint {checkpoint!r} to continue; start without --resume")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        f.write(to_yaml(config))
+
+
+def _resume(checkpoint, fresh, steps_per_epoch, dataset):
+    """Load ``checkpoint`` for a resumed run: (model, initial epoch). Its epoch is its optimizer step count
+    divided by the steps per epoch; the data set is moved to that epoch's order."""
+    loaded = builders.load_diffusion_model(checkpoint)
+    builders.check_same_model(loaded, fresh, checkpoint)
+    initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // steps_per_epoch
+    if hasattr(dataset, "order"):
+        dataset.epoch = initial_epoch
+        dataset._order = dataset.order(initial_epoch)
+    return loaded, initial_epoch
+
+
+def _training_data(config):
+    """(fit-ready data, the image data set it comes from)."""
+    dataset = builders.build_data(config)
+    if not config["data.latent_cache"]:
+        return dataset, dataset
+    from keras_dit.data.latent_cache import read_latent_cache
+
+    vae = builders.load_vae(config["model.autoencoder"])
+    cache = read_latent_cache(config["data.latent_cache"], vae=vae, batch_size=config["data.batch_size"],
+                              seed=config["seed"])
+    return cache, dataset
+
+
+def sample_conditions(config, info, dataset=None):
+    """What to generate: (conditions or None, captions, npz fields) from ``sample.*`` and the condition info."""
+    kind, names = info["kind"], info["names"]
+    if kind is None:
+        n = config["sample.num_images"]
+        return None, [str(i) for i in range(n)], {}
+    if kind == "labels":
+        wanted = config["sample.labels"]
+        if wanted is None:
+            wanted = list(range(len(names)))
+        labels = []
+        for label in wanted:
+            if isinstance(label, str) and label in names:
+                labels.append(names.index(label))
+            elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
+                labels.append(label)
+            else:
+                raise ValueError(f"sample.labels has {label!r}: expected a class index 0-{len(names) - 1} or a "
+                                 f"class name ({', '.join(names[:10])})")
+        labels = np.repeat(np.asarray(labels, "int32"), config["sample.per_class"])
+        return labels, [names[i] for i in labels], {"labels": labels, "class_names": np.array(names)}
+    # Tags or parameter vectors: those of the first examples of the data set.
+    dataset = dataset or builders.build_data(config, shuffle=False, drop_remainder=False)
+    rows, index = [], 0
+    while sum(len(r) for r in rows) < config["sample.num_images"] and index < len(dataset):
+        rows.append(dataset[index][1])
+        index += 1
+    condition = np.concatenate(rows)[: config["sample.num_images"]]
+    if kind == "tags":
+        captions = [",".join(names[j] for j in np.flatnonzero(row)) for row in condition]
+        return condition, captions, {"tags": condition, "tag_vocabulary": np.array(names)}
+    captions = [f"#{i}" for i in range(len(condition))]
+    return condition, captions, {"params": condition, "param_names": np.array(names)}
+
+
+def _generate(model, config, conditions):
+    """uint8 samples; a model trained on a latent cache generates latents, decoded here by its VAE."""
+    kwargs = dict(num_steps=config["sample.num_steps"], sampler=config["sample.sampler"], seed=config["sample.seed"])
+    if conditions is None:
+        kwargs["num_images"] = config["sample.num_images"]
+    else:
+        kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
+    if model.autoencoder is not None or not config["data.latent_cache"]:
+        return model.generate(**kwargs)
+    vae = builders.load_vae(config["model.autoencoder"])
+    latents = model.generate(return_latents=True, **kwargs)
+    images = keras.ops.convert_to_numpy(vae.decode(vae.unscale_latents(latents)))
+    return to_uint8(np.clip(images, -1.0, 1.0))
+
+
+def train(config, resume=False):
+    """Train a DiffusionModel; returns the trained model."""
+    checkpoint = os.path.join(config["output_dir"], "model.keras")
+    data, dataset = _training_data(config)
+    info = builders.condition_info(dataset)
+    conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
+    model = builders.build_model(config, dataset)
+    _start_run(config, resume, checkpoint)
+    initial_epoch = 0
+    if resume:
+        model, initial_epoch = _resume(checkpoint, model, len(data), data)
+        _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
+    builders.write_condition_info(config["output_dir"], info)
+    grid = None
+    if config["train.sample_every"] > 0 and not config["data.latent_cache"]:
+        grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
+                          every=config["train.sample_every"], num_images=len(captions),
+                          num_steps=config["sample.num_steps"], sampler=config["sample.sampler"],
+                          **({} if conditions is None else {"guidance_scale": config["sample.guidance_scale"]}))
+    if initial_epoch >= config["train.epochs"]:
+        _say(f"{checkpoint} has already trained {initial_epoch} of train.epochs={config['train.epochs']} epochs")
+        return model
+    model.fit(data, epochs=config["train.epochs"], initial_epoch=initial_epoch, shuffle=False,
+              verbose=config["train.verbose"], callbacks=_training_callbacks(config, resume, checkpoint, grid))
+    _say(f"wrote {checkpoint}, log.csv and loss.png in {config['output_dir']}")
+    return model
+
+
+def sample(config, model=None):
+    """Generate images: grid.png, images/*.png and samples.npz in ``sample.output``; returns the npz path."""
+    checkpoint = builders.checkpoint_path(config)
+    model = model or builders.load_diffusion_model(checkpoint)
+    info = builders.read_condition_info(os.path.dirname(os.path.abspath(checkpoint)))
+    if model.is_conditional and info["kind"] is None:
+        info = {"kind": "labels", "names": [str(i) for i in range(model.backbone.condition_embedding.num_classes)]}
+    conditions, captions, fields = sample_conditions(config, info)
+    images = _generate(model, config, conditions)
+    out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
+    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    image_grid(images, captions, columns=min(len(images), config["sample.per_class"] if info["kind"] == "labels"
+                                             else 10)).save(os.path.join(out, "grid.png"))
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in caption)[:40]
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+            os.path.join(out, "images", f"{i:05d}_{name}.png"))
+    path = os.path.join(out, "samples.npz")
+    np.savez(path, images=images, **fields)
+    _say(f"wrote {len(images)} samples to {out} (grid.png, images/, samples.npz)")
+    return path
+
+
+def evaluate(config):
+    """Score samples: class accuracy and Frechet distance for digits, FID against ``evaluate.fid_reference``."""
+    from keras_dit import metrics
+
+    path = config["evaluate.samples"] or os.path.join(
+        config["sample.output"] or os.path.join(config["output_dir"], "samples"), "samples.npz")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"samples file {path!r} does not exist; write it with keras-dit sample")
+    with np.load(path) as npz:
+        samples = {key: npz[key] for key in npz.files}
+    if "images" not in samples:
+        raise ValueError(f"{path!r} has no 'images' array; it was not written by keras-dit sample")
+    results = {"samples": path, "num_images": int(len(samples["images"]))}
+    if config["data.source"] == "digits":
+        if "labels" not in samples:
+            raise ValueError(f"{path!r} has no labels: the digits accuracy needs class-conditional samples")
+        results["digits"] = metrics.evaluate_digits(samples["images"], samples["labels"])
+    if config["evaluate.fid_reference"]:
+        results["fid"] = metrics.fid(config["evaluate.fid_reference"], samples["images"],
+                                     weights=config["evaluate.inception_weights"])
+    if len(results) == 2:
+        raise ValueError("nothing to evaluate: set evaluate.fid_reference to an image folder or .npz statistics "
+                         "(digits samples are scored without one)")
+    report = os.path.join(os.path.dirname(path), "evaluation.json")
+    with open(report, "w") as f:
+        json.dump(results, f, indent=2)
+    if "digits" in results:
+        _say(f"digits: {results['digits']['accuracy']:.1%} of samples recognised as their class, Frechet "
+             f"distance {results['digits']['frechet_distance']:.3f}")
+    if "fid" in results:
+        _say(f"FID {results['fid']:.3f}")
+    _say(f"wrote {report}")
+    return results
+
+
+def demo(config, resume=False):
+    """Train the class-conditional digits model, sample every class, score the samples, write report.txt."""
+    if config["data.source"] != "digits":
+        raise ValueError(f"the demo trains on the built-in digits; data.source is {config['data.source']!r}")
+    start = time.time()
+    model = train(config, resume)
+    trained = time.time()
+    sample(config, model)
+    results = evaluate(config)["digits"]
+    out = config["output_dir"]
+    lines = [
+        "keras-dit demo: class-conditional DiT on scikit-learn's digits",
+        f"backend: {keras.backend.backend()}; training {trained - start:.0f} s, sampling and scoring "
+        f"{time.time() - trained:.0f} s",
+        f"samples recognised as their class: {results['accuracy']:.1%} of {results['num_images']} "
+        f"(the classifier scores {results['classifier_test_accuracy']:.1%} on held-out real digits)",
+        "per class: " + ", ".join(f"{k} {v:.0%}" for k, v in results["per_class_accuracy"].items()),
+        f"Frechet distance to the real digits (classifier features): {results['frechet_distance']:.3f}",
+        f"files: {out}/samples/grid.png, {out}/loss.png, {out}/samples/samples.npz, {out}/model.keras",
+    ]
+    with open(os.path.join(out, "report.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return results
+
+
+def train_vae(config, resume=False):
+    """Train a KL-VAE on the images of ``data.*``; writes ``vae.checkpoint``."""
+    from keras_dit.losses import VGGPerceptualLoss
+    from keras_dit.models import KLVAE
+    from keras_dit.tasks import VAETrainer
+
+    out = config["output_dir"]
+    dataset = builders.build_data(config)
+    path = config["vae.checkpoint"] or os.path.join(out, "vae.keras")
+    state = os.path.join(out, "vae_trainer.keras")
+    keras.utils.set_random_seed(config["seed"])
+    vae = KLVAE.from_preset(config["vae.preset"], in_channels=dataset.image_shape[-1], seed=config["seed"])
+    weight = config["vae.perceptual_weight"]
+    perceptual = VGGPerceptualLoss(weights=config["vae.perceptual_weights"]) if weight else None
+    trainer = VAETrainer(vae, perceptual_weight=weight, kl_weight=config["vae.kl_weight"], perceptual=perceptual)
+    trainer.compile(optimizer=keras.optimizers.Adam(config["vae.learning_rate"]))
+    _start_run(config, resume, state)
+    initial_epoch = 0
+    if resume:
+        trainer = builders.load_checkpoint(state)
+        if not isinstance(trainer, VAETrainer):
+            raise ValueError(f"{state!r} holds a {type(trainer).__name__}, not a VAETrainer")
+        initial_epoch = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)) // len(dataset)
+    log = os.path.join(out, "vae_log.csv")
+    trainer.fit(dataset, epochs=config["vae.epochs"], initial_epoch=initial_epoch, shuffle=False,
+                verbose=config["train.verbose"],
+                callbacks=[AtomicCheckpoint(state, config["train.checkpoint_every"]),
+                           keras.callbacks.CSVLogger(log, append=resume),
+                           LossCurve(log, os.path.join(out, "vae_loss.png"))])
+    atomic_save(trainer.vae, path)
+    _say(f"wrote {path}")
+    return trainer.vae
+
+
+def scale_factor(config):
+    """Measure 1 / std of the VAE's latents on ``data.*`` and store it in the VAE file."""
+    from keras_dit.scale_factor import compute_scale_factor
+
+    path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
+    vae = builders.load_vae(path)
+    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    factor = compute_scale_factor(vae, dataset, verbose=config["train.verbose"])
+    atomic_save(vae, path)
+    _say(f"scale factor {factor} stored in {path}")
+    return factor
+
+
+def cache_latents(config):
+    """Encode ``data.*`` with the VAE once and write the latents (and conditions) to ``vae.cache``."""
+    from keras_dit.data.latent_cache import write_latent_cache
+
+    vae = builders.load_vae(config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras"))
+    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    path = config["vae.cache"] or os.path.join(config["output_dir"], "latents.npz")
+    write_latent_cache(vae, dataset, path, batch_size=config["data.batch_size"], verbose=config["train.verbose"])
+    _say(f"wrote {path}; train on it with --set data.latent_cache={path}")
+    return path
+
+
+def convert(config):
+    """Convert a diffusers folder or a reference DiT checkpoint into a ``.keras`` file."""
+    from keras_dit import convert as kd_convert
+
+    source, output = config["convert.source"], config["convert.output"]
+    if not source or not output:
+        raise ValueError("convert needs convert.source and convert.output (--set convert.source=... "
+                         "--set convert.output=model.keras)")
+    if not os.path.exists(source):
+        raise FileNotFoundError(f"convert.source {source!r} does not exist")
+    if config["convert.format"] == "diffusers":
+        model = kd_convert.from_diffusers(source)
+    else:
+        overrides = {} if config["convert.input_size"] is None else {"input_size": config["convert.input_size"]}
+        model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+    atomic_save(model, output)
+    _say(f"wrote {output} ({type(model).__name__}, {model.count_params():,} parameters)")
+    return output

@@ -1,0 +1,248 @@
+"""The ``keras-dit`` configuration: one schema of dotted keys, YAML files and presets over it, ``--set`` overrides.
+
+A config is a nested YAML mapping (``model: {depth: 4}``) whose leaves are the keys of ``SCHEMA``
+(``model.depth``). Loading merges, in order: the schema's defaults, the config file (a path, or the name of a
+preset shipped in ``keras_dit/configs``), then every ``--set key=value`` (the value parsed as YAML, so ``4`` is
+an int, ``true`` a bool, ``null`` None and ``[1, 2]`` a list). The result is validated before any work starts:
+an unknown key names the closest valid one, a wrong type says what was expected.
+"""
+
+import difflib
+import os
+from typing import NamedTuple
+
+import yaml
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+
+
+class Option(NamedTuple):
+    """One config key: its default, the kind of value it takes, and the help line ``--help`` prints."""
+
+    default: object
+    kind: str  # "int", "float", "bool", "str" or "list"
+    help: str
+    nullable: bool = False
+    choices: tuple = ()
+
+
+def _o(default, kind, help, nullable=False, choices=()):
+    return Option(default, kind, help, nullable, tuple(choices))
+
+
+SCHEMA = {
+    "output_dir": _o("runs/keras-dit", "str", "folder of the run: checkpoint, logs, sample grids, reports"),
+    "seed": _o(0, "int", "seed of the model's initialisation, noise draws and data order"),
+    # Data
+    "data.source": _o("digits", "str", "a built-in data set (digits, alphabet, synthetic) or an image folder"),
+    "data.image_size": _o(16, "int", "image side in pixels (images are resized and cropped to it)"),
+    "data.channels": _o(1, "int", "1 (grayscale) or 3 (RGB)", choices=(1, 3)),
+    "data.condition": _o("labels", "str", "image folders: labels (sub-folder names), tags, params, or null",
+                         nullable=True, choices=("labels", "tags", "params")),
+    "data.tags_file": _o(None, "str", "image folders: CSV of file,tags (default: a sidecar .txt per image)",
+                         nullable=True),
+    "data.params_file": _o(None, "str", "image folders: CSV or .npz of parameter vectors", nullable=True),
+    "data.crop": _o("center", "str", "image folders: center or random crop", choices=("center", "random")),
+    "data.flip": _o(False, "bool", "mirror images left-right at random"),
+    "data.batch_size": _o(64, "int", "examples per training batch"),
+    "data.limit": _o(None, "int", "built-in data sets: use only the first N examples (quick trials)",
+                     nullable=True),
+    "data.workers": _o(4, "int", "image folders: batches decoded in parallel"),
+    "data.latent_cache": _o(None, "str", "train on latents written by cache-latents instead of images",
+                            nullable=True),
+    # Model
+    "model.backbone": _o("dit", "str", "denoising backbone", choices=("dit", "uvit")),
+    "model.preset": _o(None, "str", "backbone preset (e.g. DiT-S/2); the keys below override it", nullable=True),
+    "model.patch_size": _o(None, "int", "side of the square patches (default: the preset's, else 2)", nullable=True),
+    "model.hidden_size": _o(None, "int", "transformer width (default: the preset's, else 128)", nullable=True),
+    "model.depth": _o(None, "int", "transformer blocks, odd for uvit (default: the preset's, else 4)", nullable=True),
+    "model.num_heads": _o(None, "int", "attention heads (default: the preset's, else 4)", nullable=True),
+    "model.mlp_ratio": _o(None, "float", "MLP expansion of each block (default: the preset's, else 4)",
+                          nullable=True),
+    "model.class_dropout_prob": _o(0.1, "float", "condition dropout for classifier-free guidance (0 disables CFG)"),
+    "model.autoencoder": _o(None, "str", "a KL-VAE .keras file (from train-vae): diffusion runs in its latents",
+                            nullable=True),
+    # Objective
+    "objective.kind": _o("rectified_flow", "str", "training objective", choices=("rectified_flow", "gaussian")),
+    "objective.prediction": _o("v", "str", "gaussian: what the model predicts", choices=("eps", "v", "x0")),
+    "objective.schedule": _o("linear", "str", "gaussian: beta schedule (linear, cosine, ...)"),
+    "objective.min_snr_gamma": _o(None, "float", "gaussian: Min-SNR loss weighting gamma (e.g. 5.0)",
+                                  nullable=True),
+    "objective.timestep_sampling": _o("uniform", "str", "rectified_flow: training times",
+                                      choices=("uniform", "logit_normal")),
+    # Training
+    "train.epochs": _o(30, "int", "epochs to train (a resumed run continues up to this many)"),
+    "train.learning_rate": _o(1e-3, "float", "AdamW learning rate"),
+    "train.weight_decay": _o(0.0, "float", "AdamW weight decay"),
+    "train.clipnorm": _o(None, "float", "clip each gradient to this norm", nullable=True),
+    "train.ema": _o(True, "bool", "keep an exponential moving average of the weights and sample with it"),
+    "train.ema_momentum": _o(0.99, "float", "EMA momentum"),
+    "train.checkpoint_every": _o(1, "int", "write <output_dir>/model.keras every N epochs (atomically)"),
+    "train.sample_every": _o(5, "int", "write a labelled sample grid every N epochs (0: never)"),
+    "train.tensorboard": _o(True, "bool", "TensorBoard logs in <output_dir>/tensorboard (needs the tensorflow and "
+                                          "tensorboard packages; skipped with a note without them)"),
+    "train.verbose": _o(1, "int", "Keras progress: 1 progress bar, 2 one line per epoch, 0 silent",
+                        choices=(0, 1, 2)),
+    # Sampling
+    "sample.checkpoint": _o(None, "str", "model to sample (default <output_dir>/model.keras)", nullable=True),
+    "sample.labels": _o(None, "list", "class labels (ints or class names) to draw; default every class",
+                        nullable=True),
+    "sample.per_class": _o(10, "int", "images per label"),
+    "sample.num_images": _o(16, "int", "unconditional models: images to draw"),
+    "sample.num_steps": _o(20, "int", "sampler steps"),
+    "sample.sampler": _o(None, "str", "ddpm, ddim, euler or heun (default: ddim for gaussian, euler for flow)",
+                         nullable=True, choices=("ddpm", "ddim", "euler", "heun")),
+    "sample.guidance_scale": _o(2.0, "float", "classifier-free guidance scale (1: none)"),
+    "sample.seed": _o(0, "int", "seed of the sampling noise"),
+    "sample.output": _o(None, "str", "folder for grid.png, images/ and samples.npz (default <output_dir>/samples)",
+                        nullable=True),
+    # Evaluation
+    "evaluate.samples": _o(None, "str", "samples.npz to score (default <sample.output>/samples.npz)", nullable=True),
+    "evaluate.fid_reference": _o(None, "str", "real images for FID: an image folder or an .npz of mu/sigma",
+                                 nullable=True),
+    "evaluate.inception_weights": _o("imagenet", "str", "InceptionV3 weights for FID: imagenet or a local .h5"),
+    # KL-VAE (train-vae, scale-factor, cache-latents)
+    "vae.preset": _o("kl-f4-tiny", "str", "KLVAE preset (kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16)"),
+    "vae.checkpoint": _o(None, "str", "the VAE .keras file (default <output_dir>/vae.keras)", nullable=True),
+    "vae.epochs": _o(10, "int", "VAE training epochs"),
+    "vae.learning_rate": _o(1e-4, "float", "VAE Adam learning rate"),
+    "vae.kl_weight": _o(1e-6, "float", "weight of the KL term"),
+    "vae.perceptual_weight": _o(0.0, "float", "weight of the VGG19 perceptual term (0 skips VGG)"),
+    "vae.perceptual_weights": _o("imagenet", "str", "VGG19 weights: imagenet or a local .h5 file"),
+    "vae.cache": _o(None, "str", "latent cache written by cache-latents (default <output_dir>/latents.npz)",
+                    nullable=True),
+    # Conversion
+    "convert.source": _o(None, "str", "a diffusers save_pretrained folder, or a reference DiT .pt/.safetensors/.npz",
+                         nullable=True),
+    "convert.format": _o("diffusers", "str", "what source is", choices=("diffusers", "dit")),
+    "convert.preset": _o("DiT-XL/2", "str", "dit format: the checkpoint's architecture"),
+    "convert.input_size": _o(None, "int", "dit format: latent side (64 for 512 px models)", nullable=True),
+    "convert.output": _o(None, "str", "the .keras file to write", nullable=True),
+}
+
+_KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
+               "list": "a list"}
+
+
+def presets():
+    """Names of the config presets shipped in ``keras_dit/configs``."""
+    return sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".yaml"))
+
+
+def _suggest(key, valid):
+    leaf = key.rsplit(".", 1)[-1]  # the right key in the wrong section ("train.depth") finds "model.depth"
+    close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1] or difflib.get_close_matches(key, valid, n=1,
+                                                                                                cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else "; valid keys are listed by --help"
+
+
+def _flatten(mapping, source, prefix=""):
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        sections = {k.split(".", 1)[0] for k in SCHEMA if "." in k}
+        if isinstance(value, dict) and name in sections:
+            flat.update(_flatten(value, source, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _check(key, value, source):
+    if key not in SCHEMA:
+        raise ValueError(f"unknown config key {key!r} in {source}{_suggest(key, list(SCHEMA))}")
+    option = SCHEMA[key]
+    if option.kind == "float" and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if value is None:
+        if not option.nullable:
+            raise ValueError(f"{key} in {source} may not be null: expected {_KIND_NAMES[option.kind]}")
+        return None
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, (str, int, float)) and not isinstance(value, bool),
+        "list": isinstance(value, list),
+    }[option.kind]
+    if not ok:
+        raise ValueError(
+            f"{key} in {source} must be {_KIND_NAMES[option.kind]}, got {value!r} ({type(value).__name__})"
+        )
+    value = float(value) if option.kind == "float" else str(value) if option.kind == "str" else value
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{key} in {source} must be one of {list(option.choices)}, got {value!r}")
+    return value
+
+
+def _read_yaml(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path!r} is not valid YAML: {' '.join(str(error).split())}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ValueError(f"config file {path!r} must hold a mapping of keys (e.g. 'model: {{depth: 4}}'), "
+                         f"got a {type(content).__name__}")
+    return content
+
+
+def resolve_config_path(name):
+    """A config argument -> a file: an existing path, or a preset name (``digits``)."""
+    if os.path.isfile(name):
+        return name
+    preset = os.path.join(PRESET_DIR, f"{name}.yaml")
+    if os.sep not in name and "/" not in name and os.path.isfile(preset):
+        return preset
+    raise FileNotFoundError(f"config file {name!r} does not exist; pass a YAML file or a preset name "
+                            f"({', '.join(presets())})")
+
+
+def parse_override(text):
+    """``"model.depth=6"`` -> ``("model.depth", 6)``, the value parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set takes key=value (e.g. --set train.epochs=5), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(name=None, overrides=()):
+    """The validated flat config: defaults <- the config file or preset ``name`` <- ``overrides`` (``key=value``)."""
+    config = {key: option.default for key, option in SCHEMA.items()}
+    if name is not None:
+        path = resolve_config_path(name)
+        for key, value in _flatten(_read_yaml(path), repr(path)).items():
+            config[key] = _check(key, value, f"config file {path!r}")
+    for text in overrides:
+        key, value = parse_override(text)
+        config[key] = _check(key, value, "--set")
+    return config
+
+
+def schema_help(sections):
+    """The help text listing every key of ``sections`` with its default."""
+    lines = []
+    for key, option in SCHEMA.items():
+        if key.split(".", 1)[0] in sections or "." not in key:
+            choices = f" ({'|'.join(map(str, option.choices))})" if option.choices else ""
+            default = yaml.safe_dump(option.default, default_flow_style=True).removesuffix("...\n").strip()
+            lines.append(f"  {key} = {default}{choices}\n      {option.help}")
+    return "\n".join(lines)
+
+
+def to_yaml(config):
+    """The flat config as nested YAML (what a run writes to <output_dir>/config.yaml)."""
+    nested = {}
+    for key, value in config.items():
+        section, _, leaf = key.rpartition(".")
+        (nested.setdefault(section, {}) if section else nested)[leaf] = value
+    return yaml.safe_dump(nested, sort_keys=False)

@@ -1,0 +1,80 @@
+"""``keras-dit``: argument parsing and the one-line error handling of user mistakes."""
+
+import argparse
+import sys
+
+from keras_dit.cli.config import load_config, presets, schema_help
+
+# subcommand -> (config sections it reads, default config, summary)
+COMMANDS = {
+    "demo": (("data", "model", "objective", "train", "sample"), "digits",
+             "train a class-conditional DiT on the built-in digits, sample every class, report the accuracy"),
+    "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
+    "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),
+    "cache-latents": (("data", "vae", "train"), None, "encode the data set once with the VAE into a latent cache"),
+    "train": (("data", "model", "objective", "train", "sample"), None,
+              "train a diffusion model (checkpoints, CSV/TensorBoard logs, sample grids, loss curve)"),
+    "sample": (("sample", "data", "model"), None, "generate images: grid.png, images/*.png and samples.npz"),
+    "evaluate": (("evaluate", "sample", "data"), None,
+                 "score samples: digits class accuracy, FID against real images"),
+    "convert": (("convert",), None, "convert a diffusers folder or reference DiT checkpoint to .keras"),
+}
+RESUMABLE = ("demo", "train", "train-vae")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-dit",
+        description="Diffusion Transformers for Keras 3. Every subcommand reads a YAML config (a file or a shipped "
+                    f"preset: {', '.join(presets())}); any key can be overridden with --set key=value. The backend "
+                    "is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (sections, default, summary) in COMMANDS.items():
+        sub = subparsers.add_parser(
+            name, help=summary, description=summary, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="config keys (YAML sections, or --set section.key=value):\n" + schema_help(sections),
+        )
+        sub.add_argument("--config", "-c", default=default, metavar="FILE_OR_PRESET",
+                         help=f"YAML config file or preset name ({', '.join(presets())}); "
+                              f"default: {default or 'the built-in defaults listed below'}")
+        sub.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help="override a config key; the value is parsed as YAML (5, 1e-3, true, null, [1, 2]); "
+                              "repeat for several keys")
+        sub.add_argument("--print-config", action="store_true",
+                         help="print the validated config as YAML and exit without doing any work")
+        if name in RESUMABLE:
+            sub.add_argument("--resume", action="store_true",
+                             help="continue the run in output_dir from its last checkpoint (after Ctrl-C or a "
+                                  "killed process); at most the last train.checkpoint_every epochs are redone")
+    return parser
+
+
+def run(argv=None):
+    """Parse ``argv``, validate the config, run the subcommand; returns its result. Errors propagate."""
+    from keras_dit.cli.config import to_yaml
+
+    args = build_parser().parse_args(argv)
+    config = load_config(args.config, args.overrides)
+    if args.print_config:
+        print(to_yaml(config), end="")
+        return None
+    from keras_dit.cli import commands  # imports Keras and the backend: after the config is known to be valid
+
+    function = getattr(commands, args.command.replace("-", "_"))
+    return function(config, resume=args.resume) if args.command in RESUMABLE else function(config)
+
+
+def main(argv=None):
+    """Entry point of ``keras-dit``: user errors print ``keras-dit: error: ...`` and exit with status 2."""
+    try:
+        run(argv)
+    except (ValueError, FileNotFoundError) as error:
+        message = " ".join(str(error).split())
+        print(f"keras-dit: error: {message}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("keras-dit: interrupted; the last checkpoint is kept: continue with the same command and --resume",
+              file=sys.stderr)
+        sys.exit(130)
+    return 0
