@@ -6,6 +6,33 @@ Subpackages mirror the pipeline: ``layers`` -> ``models`` (backbones, KL-VAE) ->
 
 __version__ = "0.1.0"
 
+
+def _default_backend():
+    """Without ``KERAS_BACKEND``, if the backend Keras would use (``~/.keras/keras.json``, else TensorFlow) is
+    not installed, use one that is (JAX, TensorFlow, then PyTorch): ``pip install keras-dit[jax]`` just works."""
+    import importlib.util
+    import json
+    import os
+    import sys
+
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return
+    config = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
+    try:
+        with open(config) as f:
+            configured = json.load(f).get("backend") or "tensorflow"
+    except (OSError, ValueError):
+        configured = "tensorflow"
+    if importlib.util.find_spec(configured) is not None:
+        return
+    for name in ("jax", "tensorflow", "torch"):
+        if importlib.util.find_spec(name) is not None:
+            os.environ["KERAS_BACKEND"] = name
+            return
+
+
+_default_backend()
+
 from keras_dit import backend
 from keras_dit import layers
 from keras_dit import conditioning
