@@ -40,3 +40,37 @@ def concrete_value(x):
         if torch.compiler.is_compiling():
             return None
     return keras.ops.convert_to_numpy(x)
+
+
+def compiled_inference(model):
+    """``inputs -> model(inputs, training=False)``, compiled once per input shape where the backend allows.
+
+    Unlike ``model.predict_on_batch`` it never donates the variables' buffers (Keras' JAX predict step does),
+    so it is safe to call from a callback in the middle of ``fit`` (sample grids during training).
+    """
+    backend = name()
+    if backend == "jax":
+        import jax
+
+        @jax.jit
+        def run(trainable, non_trainable, inputs):
+            return model.stateless_call(trainable, non_trainable, inputs, training=False)[0]
+
+        def forward(inputs):
+            values = lambda variables: [v.value for v in variables]  # noqa: E731
+            return run(values(model.trainable_variables), values(model.non_trainable_variables), inputs)
+
+        return forward
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    if backend == "torch":
+        import torch
+
+        def forward(inputs):
+            with torch.no_grad():
+                return model(inputs, training=False)
+
+        return forward
+    return lambda inputs: model(inputs, training=False)

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dit.backend import compiled_inference
 from keras_dit.diffusion.flow import RectifiedFlow
 from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.samplers import get_sampler
@@ -246,11 +247,13 @@ class DiffusionModel(keras.Model):
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
 
     def _predict(self, x, t, condition):
-        """One compiled backbone forward (``predict_on_batch`` jit-compiles it once per shape)."""
-        inputs = {"x": x, "t": self.objective.model_time(t)}
+        """One compiled backbone forward (compiled once per input shape, see ``compiled_inference``)."""
+        inputs = {"x": ops.convert_to_tensor(x), "t": self.objective.model_time(t)}
         if condition is not None:
-            inputs["condition"] = condition
-        return self.backbone.predict_on_batch(inputs)
+            inputs["condition"] = ops.convert_to_tensor(condition)
+        if getattr(self, "_compiled_backbone", None) is None:
+            self._compiled_backbone = compiled_inference(self.backbone)
+        return self._compiled_backbone(inputs)
 
     def _sampling_conditions(self, condition, negative_condition, guidance_scale, num_images):
         if not self.is_conditional:

@@ -91,13 +91,13 @@ def flow_model():
 def test_same_seed_same_images_and_guidance_batches_once(flow_model):
     model = flow_model
     calls = []
-    predict = model.backbone.predict_on_batch
+    predict = model._predict
 
-    def counting_predict(inputs):
-        calls.append(int(inputs["x"].shape[0]))
-        return predict(inputs)
+    def counting_predict(x, t, condition):
+        calls.append(int(x.shape[0]))
+        return predict(x, t, condition)
 
-    model.backbone.predict_on_batch = counting_predict
+    model._predict = counting_predict
     try:
         a = model.generate([0, 1], num_steps=3, seed=7)
         assert calls == [2, 2, 2]  # guidance scale 1: one forward per step, conditional only
@@ -105,7 +105,7 @@ def test_same_seed_same_images_and_guidance_batches_once(flow_model):
         b = model.generate([0, 1], num_steps=3, seed=7, guidance_scale=3.0)
         assert calls == [4, 4, 4]  # cond + uncond in one batched forward per step
     finally:
-        del model.backbone.predict_on_batch
+        del model._predict
     np.testing.assert_array_equal(a, model.generate([0, 1], num_steps=3, seed=7))
     assert not np.array_equal(a, model.generate([0, 1], num_steps=3, seed=8))
     assert not np.array_equal(a, b)
@@ -159,7 +159,14 @@ def test_ema_sampling_and_keras_round_trip(tmp_path):
     objective = kd.diffusion.GaussianDiffusion(prediction="v", schedule="cosine")
     model = kd.tasks.DiffusionModel(small_backbone(), objective, seed=0)
     model.compile(optimizer=keras.optimizers.AdamW(1e-2, use_ema=True, ema_momentum=0.9))
-    model.fit(images, labels, batch_size=32, epochs=1, verbose=0)
+    grids = []
+
+    class SampleEveryEpoch(keras.callbacks.Callback):  # sampling mid-fit must leave training intact
+        def on_epoch_end(self, epoch, logs=None):
+            grids.append(self.model.generate([0, 1], num_steps=2, seed=0))
+
+    model.fit(images, labels, batch_size=32, epochs=2, verbose=0, callbacks=[SampleEveryEpoch()])
+    assert len(grids) == 2 and grids[0].shape == (2, SIZE, SIZE, 1)
     optimizer = model.optimizer
 
     def averages(m):
