@@ -163,7 +163,7 @@ py_call <- function(expr, call = sys.call(-1)) {
     if (inherits(e, "kerasdit_error")) stop(e)
     message <- conditionMessage(e)
     message <- sub("^Error in py_call_impl\\(.*?\\) :\\s*", "", message)
-    message <- sub("\\n*Detailed traceback:.*$", "", message)
+    message <- trimws(sub("\\n*Detailed traceback:.*$", "", message))
     stop(structure(class = c("kerasdit_python_error", "error", "condition"),
                    list(message = message, call = call)))
   })

@@ -30,6 +30,10 @@ BUILTIN_DATA <- c("digits", "synthetic", "alphabet")
 image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NULL, condition = NULL,
                           shuffle = TRUE, seed = 0, ...) {
   if (inherits(data, "python.builtin.object")) return(data)
+  if (is.character(data) && length(data) == 1 && !data %in% BUILTIN_DATA && !dir.exists(data)) {
+    input_error(sprintf("Data '%s' is neither an existing folder of images nor a built-in data set (%s).",
+                        data, paste(BUILTIN_DATA, collapse = ", ")))
+  }
   kd <- keras_dit()
   options <- py_args(c(list(batch_size = batch_size, shuffle = shuffle, seed = seed), list(...)),
                      c(INTEGER_ARGS, "batch_size", "num_images", "channels", "image_size"))
@@ -39,10 +43,6 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
       if (!is.null(image_size)) options$image_size <- image_size
       return(py_call(do.call(kd$data$load_builtin, c(list(data), options))))
     }
-    if (!dir.exists(data)) {
-      input_error(sprintf("Data '%s' is neither an existing folder of images nor a built-in data set (%s).",
-                          data, paste(BUILTIN_DATA, collapse = ", ")))
-    }
     if (is.null(image_size)) input_error("Reading images from a folder needs 'image_size' (e.g. 32).")
     return(py_call(do.call(kd$data$ImageFolder, c(list(normalizePath(data), image_size, condition = condition),
                                                    options))))
@@ -51,12 +51,12 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
     labels <- data$labels
     data <- data$images
   }
+  count <- dim(as_image_array(data, "data"))[1]
   images <- images_to_numpy(data, "data")
   if (is.null(labels)) return(py_call(do.call(kd$data$ArrayDataset, c(list(images), options))))
   labels <- as_labels(labels)
-  if (length(labels) != dim(images)[1]) {
-    input_error(sprintf("There are %d labels for %d images; give one label per image.", length(labels),
-                        dim(images)[1]))
+  if (length(labels) != count) {
+    input_error(sprintf("There are %d labels for %d images; give one label per image.", length(labels), count))
   }
   py_call(do.call(kd$data$ArrayDataset, c(list(images, reticulate::np_array(labels, "int32"), "labels"), options)))
 }

@@ -25,11 +25,10 @@ fi
   "$python" -m pip install -q --disable-pip-version-check "rpy2>=3.5,<3.6"
 
 if ! "$venv/bin/python" -c "import numpy, keras, jax, tensorflow, sklearn; assert numpy.__version__ < '2'" 2>/dev/null; then
-  echo "install_ci.sh: creating the reticulate virtualenv $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check \
-    "numpy>=1.26,<2" "keras==3.15.1" "tensorflow-cpu==2.21.0" "jax[cpu]>=0.7.1,<0.8" "pyyaml>=6" "pillow>=10" "scikit-learn>=1.4"
+  echo "install_ci.sh: installing the reticulate virtualenv $venv"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "numpy>=1.26,<2" "keras==3.15.1" "tensorflow-cpu==2.21.0" \
+    "jax[cpu]>=0.7.1,<0.8" "pyyaml>=6" "pillow>=10" "scikit-learn>=1.4"
 fi
 # Always (re)point the editable install at this checkout: a few seconds.
 "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"

@@ -29,7 +29,7 @@ run_script({
   factor <- compute_scale_factor(vae, data, max_batches = hp$max_batches)
   save_model(vae, hp$vae)
   dir.create(hp$output, showWarnings = FALSE, recursive = TRUE)
-  writeLines(format(factor, digits = 6), file.path(hp$output, "scale_factor.txt"))
+  writeLines(format(factor, digits = 10), file.path(hp$output, "scale_factor.txt"))
   message(sprintf("Scale factor %.5g stored in %s and written to %s.", factor, hp$vae,
                   file.path(hp$output, "scale_factor.txt")))
 })
