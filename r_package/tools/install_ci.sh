@@ -15,6 +15,8 @@ missing=()
 for pkg in r-base-core r-cran-reticulate r-cran-testthat r-cran-rmarkdown r-cran-roxygen2 r-cran-png pandoc; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Debian's own python3 needs python3-venv to create virtualenvs.
+python3 -c "import ensurepip" 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install_ci.sh: apt-get install ${missing[*]}"
   apt-get update -qq
@@ -28,7 +30,7 @@ if ! "$venv/bin/python" -c "import numpy, keras, jax, tensorflow, sklearn; asser
   echo "install_ci.sh: installing the reticulate virtualenv $venv"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "numpy>=1.26,<2" "keras==3.15.1" "tensorflow-cpu==2.21.0" \
-    "jax[cpu]>=0.7.1,<0.8" "pyyaml>=6" "pillow>=10" "scikit-learn>=1.4"
+    "jax[cpu]>=0.7.1,<0.8" "pyyaml>=6" "pillow>=10" "scikit-learn>=1.4" "setuptools>=68"
 fi
 # Always (re)point the editable install at this checkout: a few seconds.
 "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
