@@ -29,6 +29,7 @@ def test_examples_are_copies_of_the_package_files():
         assert filecmp.cmp(example, source, shallow=False), f"{example} differs from {source}: copy it again"
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_testthat_suite(r_env, backend):
     backend_under_test(backend)
@@ -41,6 +42,7 @@ def test_testthat_suite(r_env, backend):
     assert "DONE" in result.stdout
 
 
+@pytest.mark.large
 def test_scripts_then_inference_notebook(r_env, tmp_path):
     # One backend for the whole chain (the slowest R test); the testthat suite covers both.
     backend = "jax"
