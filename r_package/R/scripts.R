@@ -1,0 +1,74 @@
+#' Command-line options of the kerasdit scripts
+#'
+#' Overrides the hyper-parameters at the top of a script (`train_vae.R`,
+#' `scale_factor.R`, `train_DiT.R`) from `--name value` or `--name=value`
+#' arguments. Values take the type of the default (number, `TRUE`/`FALSE`,
+#' text); `none` gives `NULL`. `--help` prints the options and returns `NULL`.
+#'
+#' @param defaults named list of hyper-parameters.
+#' @param args the command-line arguments.
+#' @return The updated list, or `NULL` after `--help`.
+#' @examples
+#' script_args(list(epochs = 10, data = "digits"), c("--epochs", "2", "--data=my_images"))
+#' @export
+script_args <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
+  if ("--help" %in% args || "-h" %in% args) {
+    cat("Options (default values):\n")
+    for (name in names(defaults)) cat(sprintf("  --%-20s %s\n", name, format(deparse(defaults[[name]]))))
+    return(invisible(NULL))
+  }
+  values <- defaults
+  i <- 1
+  while (i <= length(args)) {
+    arg <- args[i]
+    if (!startsWith(arg, "--")) input_error("Unexpected argument '", arg, "'; options look like --epochs 10.")
+    if (grepl("=", arg, fixed = TRUE)) {
+      name <- sub("=.*$", "", substring(arg, 3))
+      value <- sub("^[^=]*=", "", arg)
+    } else {
+      name <- substring(arg, 3)
+      if (i == length(args)) input_error("Option --", name, " needs a value.")
+      value <- args[i + 1]
+      i <- i + 1
+    }
+    name <- gsub("-", "_", name)
+    if (!name %in% names(defaults)) {
+      input_error("Unknown option --", name, ". Valid options: ", paste0("--", names(defaults), collapse = ", "), ".")
+    }
+    default <- defaults[[name]]
+    values[name] <- list(if (tolower(value) == "none") NULL
+      else if (is.logical(default)) as_flag(value, name)
+      else if (is.numeric(default)) as_number(value, name)
+      else value)
+    i <- i + 1
+  }
+  values
+}
+
+as_number <- function(value, name) {
+  number <- suppressWarnings(as.numeric(value))
+  if (is.na(number)) input_error("Option --", name, " takes a number, got '", value, "'.", call = NULL)
+  number
+}
+
+as_flag <- function(value, name) {
+  flag <- switch(tolower(value), true = , yes = , `1` = TRUE, false = , no = , `0` = FALSE, NA)
+  if (is.na(flag)) input_error("Option --", name, " takes TRUE or FALSE, got '", value, "'.", call = NULL)
+  flag
+}
+
+#' Run a script's body with errors printed as one clear line
+#'
+#' Used by the scripts under `system.file("scripts", package = "kerasdit")`:
+#' an error prints `Error: <message>` and exits with status 1 instead of a
+#' traceback.
+#'
+#' @param expr the script's body.
+#' @return The value of `expr`, invisibly.
+#' @export
+run_script <- function(expr) {
+  tryCatch(invisible(expr), error = function(e) {
+    message("Error: ", conditionMessage(e))
+    quit(save = "no", status = 1)
+  })
+}

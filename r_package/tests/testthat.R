@@ -1,0 +1,4 @@
+library(testthat)
+library(kerasdit)
+
+test_check("kerasdit")
