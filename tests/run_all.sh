@@ -5,6 +5,8 @@
 set -u
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --disable-pip-version-check -e ".[test]" || { echo "pip install failed"; exit 1; }
+# R, its packages (Debian), rpy2 and the numpy<2 virtualenv reticulate uses (reused when present).
+bash r_package/tools/install_ci.sh || { echo "install_ci.sh (R test environment) failed"; exit 1; }
 
 reports=$(mktemp -d)
 status=0

@@ -111,22 +111,7 @@ compute_scale_factor <- function(vae, data, batch_size = 32, max_batches = NULL,
   kd <- keras_dit()
   data <- image_dataset(data, batch_size = batch_size, shuffle = FALSE, ...)
   max_batches <- as_whole(max_batches, "max_batches")
-  if (reticulate::py_has_attr(kd, "compute_scale_factor")) {
-    return(py_call(kd$compute_scale_factor(vae, data, max_batches = max_batches,
-                                           verbose = as_whole(verbose, "verbose"))))
-  }
-  # Older keras_dit without compute_scale_factor: the same statistic, over posterior means.
-  batches <- seq_len(min(reticulate::py_len(data), if (is.null(max_batches)) Inf else max_batches))
-  moments <- c(0, 0, 0)
-  for (i in batches) {
-    batch <- data$`__getitem__`(i - 1L)
-    images <- if (inherits(batch, "python.builtin.tuple") || is.list(batch)) batch[[1]] else batch
-    z <- to_array(py_call(vae$encode(images)$mean))
-    moments <- moments + c(length(z), sum(z), sum(z^2))
-  }
-  sd <- sqrt(moments[3] / moments[1] - (moments[2] / moments[1])^2)
-  vae$scale_factor <- 1 / sd
-  1 / sd
+  py_call(kd$compute_scale_factor(vae, data, max_batches = max_batches, verbose = as_whole(verbose, "verbose")))
 }
 
 #' Train a diffusion model
