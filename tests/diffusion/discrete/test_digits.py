@@ -16,4 +16,4 @@ def test_digits_samples_are_recognised():
     images, labels, report = pipeline.sample(config, model)
     assert images.shape == (100, 8, 8, 1) and set(labels) == set(range(10))
     print(f"digits accuracy {report['accuracy']:.3f}, Frechet distance {report['frechet_distance']:.2f}")
-    assert report["accuracy"] >= 0.3, report  # chance is 0.1
+    assert report["accuracy"] >= 0.6, report  # chance is 0.1; measured 0.82 (JAX)
