@@ -10,3 +10,5 @@ from keras_dit.diffusion.likelihood import discretized_gaussian_log_likelihood, 
 from keras_dit.diffusion.objective import Objective
 from keras_dit.diffusion.schedules import SCHEDULES, beta_schedule
 from keras_dit.diffusion import samplers
+from keras_dit.diffusion import discrete
+from keras_dit.diffusion.discrete import DiscreteCTMC
