@@ -235,7 +235,9 @@ class DiffusionModel(keras.Model):
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
         noise = keras.random.normal(shape, seed=noise_seed)
-        model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=shape[-1])
+        # Guidance mixes the prediction channels only, not DiT's learned-variance channels.
+        guided = shape[-1] if getattr(self.objective, "learn_sigma", False) else None
+        model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=guided)
         with self.ema_weights():
             latents = sampler.sample(
                 model_fn, noise, num_steps, self.objective,
