@@ -1,4 +1,4 @@
-"""Train and sample discrete-state diffusion models from a config (``configs/discrete_digits.yaml``).
+"""Train and sample discrete-state diffusion models from a config (``configs/discrete/digits.yaml``).
 
 The config has the reference's sections and names (``data.S``, ``model.rate_sigma``, ``loss.nll_weight``,
 ``sampler.num_steps``, ...). ``run_config(config, "train" | "sample", output_dir)`` is what ``keras-dit train`` /
@@ -18,8 +18,9 @@ from keras_dit.diffusion.discrete.samplers import DISCRETE_SAMPLERS
 from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.schedules import check_choice
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs",
-                              "discrete_digits.yaml")
+# Kept apart from the `keras-dit` presets (configs/*.yaml): it has the reference's own schema.
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "discrete",
+                              "digits.yaml")
 OBJECTIVE_KEYS = ("rate", "rate_const", "rate_sigma", "Q_sigma", "time_exponential", "time_base")
 HEAD_KEYS = ("parameterization", "fix_logistic", "input_encoding", "data_min_max")
 

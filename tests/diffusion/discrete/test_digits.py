@@ -4,7 +4,7 @@ import pytest
 
 from keras_dit.diffusion.discrete import pipeline
 
-# A small model from configs/discrete_digits.yaml: 8 x 8 digits, S = 4, 30 epochs (840 steps of 64).
+# A small model from configs/discrete/digits.yaml: 8 x 8 digits, S = 4, 30 epochs (840 steps of 64).
 OVERRIDES = {"training.epochs": 30, "model.patch_size": 2, "model.hidden_size": 64, "model.depth": 3,
              "model.width": 16, "sampler.num_steps": 50, "sampler.guidance_scale": 3.0}
 
