@@ -9,6 +9,16 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+if keras.backend.backend() == "jax":
+    # Most of JAX's test time is XLA compiling small functions (each weight initialiser shape, each step);
+    # a persistent cache makes later runs on the same machine skip that.
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/keras_dit/jax-compilation"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def pytest_report_header(config):
     return f"keras {keras.__version__}, backend {keras.backend.backend()}"
 

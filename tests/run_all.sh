@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, then runs the whole suite once per Keras backend, each in its own
 # process (a Keras backend is fixed at import). Extra arguments go to pytest, e.g. `-m "not large"`.
-# BACKENDS="jax" limits the run to some backends.
+# BACKENDS="jax" limits the run to some backends; WORKERS sets pytest-xdist's process count (default 2).
 set -u
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --disable-pip-version-check -e ".[test]" || { echo "pip install failed"; exit 1; }
@@ -12,7 +12,7 @@ reports=$(mktemp -d)
 status=0
 for backend in ${BACKENDS:-jax tensorflow torch}; do
   echo "=== KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend python3 -m pytest --junitxml="$reports/$backend.xml" "$@" || status=1
+  KERAS_BACKEND=$backend python3 -m pytest -n "${WORKERS:-2}" --junitxml="$reports/$backend.xml" "$@" || status=1
 done
 
 python3 - "$reports" <<'PY'
