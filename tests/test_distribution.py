@@ -43,8 +43,8 @@ SCRIPT = textwrap.dedent(
 
 
 def run(kind):
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-           "PYTHONPATH": os.getcwd()}
+    env = dict(os.environ)
+    env.update(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=4", PYTHONPATH=os.getcwd())
     out = subprocess.run([sys.executable, "-c", SCRIPT, kind], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -34,12 +34,10 @@ class Backbone(keras.Model):
                 f"{type(self).__name__} takes a dict {{'x': x_t, 't': t, 'condition': c}}, "
                 f"got {type(inputs).__name__}."
             )
-        # NumPy / Python values become tensors first: a call must not mix the two.
-        inputs = {
-            key: keras.ops.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, float, int)) else value
-            for key, value in inputs.items()
-        }
-        inputs = self.check_inputs(inputs)
+        # NumPy / Python values become tensors (before and after the checks, which may encode strings to
+        # NumPy): a call must not mix the two.
+        inputs = self.check_inputs(_as_tensors(inputs))
+        inputs = _as_tensors(inputs)
         return super().__call__(inputs, *args, **kwargs)
 
     @property
@@ -64,3 +62,10 @@ class Backbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _as_tensors(inputs):
+    return {
+        key: keras.ops.convert_to_tensor(value) if isinstance(value, (np.ndarray, np.generic, float, int)) else value
+        for key, value in inputs.items()
+    }

@@ -76,9 +76,17 @@ def backend_under_test(backend):
 def rpy2_kerasdit(r_library):
     """rpy2's embedded R with kerasdit attached (pure-R use only: no Python through reticulate)."""
     os.environ["R_LIBS"] = str(r_library)
+    library_path = os.environ.get("LD_LIBRARY_PATH")
     try:
         import rpy2.robjects as ro
     except Exception as error:  # ImportError, or R failing to start
         pytest.skip(f"rpy2 does not load ({type(error).__name__}: {error}): {INSTALL_HINT}")
+    finally:
+        # Loading R prepends /usr/lib/x86_64-linux-gnu to LD_LIBRARY_PATH, which makes a Python subprocess
+        # started later by another test pick Debian's libpython (and lose its site-packages). R is loaded now.
+        if library_path is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = library_path
     ro.r(f'.libPaths(c("{r_library}", .libPaths())); suppressPackageStartupMessages(library(kerasdit))')
     return ro
