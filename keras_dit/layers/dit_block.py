@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_dit.backend import materialized
 from keras_dit.layers.attention import SelfAttention
 from keras_dit.layers.mlp import Mlp
 from keras_dit.layers.modulation import AdaLNModulation, modulate
@@ -46,6 +47,7 @@ class DiTBlock(keras.layers.Layer):
         self.modulation.build((None, self.hidden_size))
 
     def call(self, x, c):
+        x = materialized(x)  # one stored residual per block: see backend.materialized
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.modulation(c)
         x = x + gate_msa[:, None] * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
         x = x + gate_mlp[:, None] * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
