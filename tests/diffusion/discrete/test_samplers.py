@@ -11,7 +11,7 @@ from keras_dit.diffusion.discrete import DiscreteCTMC, DiscreteEuler, TauLeaping
 from tests.diffusion.discrete.tiny import S, data_images, total_variation, true_model_fn
 
 N, STEPS, TV_BOUND = 600, 100, 0.08  # sampling noise alone gives TV ~ 0.02 at N = 600
-TRAINED_TV_BOUND = 0.25  # measured 0.17 (JAX): model error on top of the sampling noise
+TRAINED_TV_BOUND = 0.2  # measured 0.11 (TensorFlow): model error on top of the sampling noise
 NLL_WEIGHT, EPOCHS = 10.0, 20  # 320 steps of 128
 
 
@@ -40,7 +40,8 @@ def test_true_reverse_rates_recover_the_data_distribution(rate, sampler):
 def test_trained_model_recovers_the_data_distribution():
     """A tiny CategoricalBackbone trained with DiffusionModel.fit; generate's default sampler is tau-leaping."""
     keras.utils.set_random_seed(0)
-    inner = kd.models.DiT(input_size=2, patch_size=1, in_channels=16, hidden_size=32, depth=1, num_heads=2, seed=0)
+    # One 2 x 2 patch: the patch embedding sees the whole image, so one block learns the joint posterior quickly.
+    inner = kd.models.DiT(input_size=2, patch_size=2, in_channels=16, hidden_size=32, depth=1, num_heads=2, seed=0)
     # rate_const 1 mixes the S = 4 states by t = 1 (e^-4); the direct NLL term speeds up learning p(x0 | x_t).
     objective = DiscreteCTMC(S, "uniform", rate_const=1.0, nll_weight=NLL_WEIGHT)
     model = kd.tasks.DiffusionModel(kd.models.CategoricalBackbone(inner, S, 1), objective, seed=0)
