@@ -168,7 +168,8 @@ def sample(config, model=None):
 
 
 def write_samples(out, images, captions, fields, columns):
-    """``out``/grid.png, ``out``/images/*.png and ``out``/samples.npz (``images`` and ``fields``); returns the npz path."""
+    """Write ``out``/grid.png, ``out``/images/*.png and ``out``/samples.npz (``images`` and ``fields``); returns the
+    npz path."""
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     image_grid(images, captions, columns=min(len(images), columns)).save(os.path.join(out, "grid.png"))
     for i, (image, caption) in enumerate(zip(images, captions)):

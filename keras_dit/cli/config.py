@@ -205,11 +205,12 @@ def _read_yaml(path):
 
 
 def resolve_config_path(name):
-    """A config argument -> a file: an existing path, or a preset name (``digits``)."""
+    """A config argument -> a file: an existing path, or a preset name (``digits``, ``discrete-digits``)."""
     if os.path.isfile(name):
         return name
-    folder, stem = (DISCRETE_DIR, name[len(DISCRETE_PREFIX):]) if name.startswith(DISCRETE_PREFIX) else (PRESET_DIR, name)
-    preset = os.path.join(folder, f"{stem}.yaml")
+    discrete = name.startswith(DISCRETE_PREFIX)
+    preset = os.path.join(DISCRETE_DIR, f"{name[len(DISCRETE_PREFIX):]}.yaml") if discrete else os.path.join(
+        PRESET_DIR, f"{name}.yaml")
     if os.sep not in name and "/" not in name and os.path.isfile(preset):
         return preset
     raise FileNotFoundError(f"config file {name!r} does not exist; pass a YAML file or a preset name "

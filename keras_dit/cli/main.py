@@ -26,8 +26,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-dit",
         description="Diffusion Transformers for Keras 3. Every subcommand reads a YAML config (a file or a shipped "
-                    f"preset: {', '.join(presets() + discrete_presets())}); any key can be overridden with --set key=value. The backend "
-                    "is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
+                    f"preset: {', '.join(presets() + discrete_presets())}); any key can be overridden with --set "
+                    "key=value. train and sample also take discrete-state configs (kind: discrete, e.g. "
+                    "discrete-digits). The backend is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (sections, default, summary) in COMMANDS.items():

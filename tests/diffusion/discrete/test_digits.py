@@ -10,7 +10,7 @@ from keras_dit.diffusion.discrete import pipeline
 OVERRIDES = {"training.epochs": 10, "training.learning_rate": 3e-3, "loss.nll_weight": 500.0,
              "model.patch_size": 2, "model.hidden_size": 64, "model.depth": 2, "model.width": 16,
              "sampler.num_steps": 20, "sampler.guidance_scale": 3.0, "training.verbose": 0}
-MIN_ACCURACY = 0.35  # chance is 0.1
+MIN_ACCURACY = 0.5  # chance is 0.1; measured 0.75-0.80 (JAX, TensorFlow, PyTorch)
 
 
 @pytest.mark.large
