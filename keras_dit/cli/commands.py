@@ -163,9 +163,15 @@ def sample(config, model=None):
     conditions, captions, fields = sample_conditions(config, info)
     images = _generate(model, config, conditions)
     out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
+    return write_samples(out, images, captions, fields,
+                         columns=config["sample.per_class"] if info["kind"] == "labels" else 10)
+
+
+def write_samples(out, images, captions, fields, columns):
+    """Write ``out``/grid.png, ``out``/images/*.png and ``out``/samples.npz (``images`` and ``fields``); returns the
+    npz path."""
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    image_grid(images, captions, columns=min(len(images), config["sample.per_class"] if info["kind"] == "labels"
-                                             else 10)).save(os.path.join(out, "grid.png"))
+    image_grid(images, captions, columns=min(len(images), columns)).save(os.path.join(out, "grid.png"))
     for i, (image, caption) in enumerate(zip(images, captions)):
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in caption)[:40]
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
@@ -174,6 +180,40 @@ def sample(config, model=None):
     np.savez(path, images=images, **fields)
     _say(f"wrote {len(images)} samples to {out} (grid.png, images/, samples.npz)")
     return path
+
+
+def discrete(command, config):
+    """``train`` or ``sample`` a discrete-state config (``kind: discrete``, see keras_dit.diffusion.discrete.pipeline).
+
+    train writes model.keras, config.yaml and log.csv in ``output_dir``; sample writes grid.png, images/ and
+    samples.npz (uint8 images, labels, class names) in ``output_dir``/samples and reports the digits accuracy.
+    """
+    import yaml
+
+    from keras_dit.data.builtin import DIGIT_NAMES
+    from keras_dit.diffusion.discrete import pipeline
+
+    out = config["output_dir"]
+    if command == "sample":
+        checkpoint = config["sampler"]["checkpoint"] or os.path.join(out, "model.keras")
+        images, labels, report = pipeline.sample(config, builders.load_diffusion_model(checkpoint))
+        names = DIGIT_NAMES if config["data"]["name"] == "digits" else [str(i) for i in range(10)]
+        path = write_samples(os.path.join(out, "samples"), images, [names[i] for i in labels],
+                             {"labels": labels, "class_names": np.array(names)},
+                             columns=config["sampler"]["num_images_per_class"])
+        if report:
+            _say(f"digits: {report['accuracy']:.1%} of samples recognised as their class")
+        return path
+    checkpoint = os.path.join(out, "model.keras")
+    if os.path.exists(checkpoint):
+        raise ValueError(f"{checkpoint!r} already exists; choose another output_dir (--set output_dir=...)")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    model, _ = pipeline.train(config, callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "log.csv"))])
+    atomic_save(model, checkpoint)
+    _say(f"wrote {checkpoint}, config.yaml and log.csv in {out}")
+    return model
 
 
 def evaluate(config):

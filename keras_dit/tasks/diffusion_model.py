@@ -15,9 +15,8 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import compiled_inference
-from keras_dit.diffusion.flow import RectifiedFlow
 from keras_dit.diffusion.guidance import guided_model_fn
-from keras_dit.diffusion.samplers import get_sampler
+from keras_dit.diffusion.samplers import default_sampler, get_sampler
 
 
 def _unpack(data):
@@ -222,15 +221,13 @@ class DiffusionModel(keras.Model):
                 model, with ``num_images``.
             negative_condition: replaces the unconditional branch of CFG (a negative prompt).
             num_steps: sampler steps.
-            sampler: a ``kd.samplers`` instance or name; default DDIM for Gaussian objectives and Euler for
-                rectified flow.
+            sampler: a ``kd.samplers`` instance or name; default DDIM for Gaussian objectives, Euler for
+                rectified flow and tau-leaping for ``DiscreteCTMC``.
             guidance_scale: classifier-free guidance scale; 1 is a single plain conditional forward.
             seed: makes the result reproducible: the same seed gives the same images.
             return_latents: return the sampled latents (float) instead of decoded uint8 images.
         """
-        if sampler is None:
-            sampler = "euler" if isinstance(self.objective, RectifiedFlow) else "ddim"
-        sampler = get_sampler(sampler)
+        sampler = get_sampler(default_sampler(self.objective) if sampler is None else sampler, self.objective)
         cond, uncond, batch = self._sampling_conditions(condition, negative_condition, guidance_scale, num_images)
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
