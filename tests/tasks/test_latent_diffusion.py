@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import BACKEND
 
 
 @pytest.mark.large
-@pytest.mark.xfail(
-    BACKEND == "tensorflow", strict=True,
-    reason="known bug: on TensorFlow a PyDataset of cached latents reaches DiffusionModel.encode with unknown "
-    "static shapes, so latents cannot be told from images (issue 4 stays open)",
-)
 def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
     images, labels = kd.data.digits_arrays(image_size=16, channels=1)
     images, labels = images[:512], labels[:512].astype("int32")
