@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import pickle
 import time
 
 import keras
@@ -325,7 +326,14 @@ def convert(config):
         model = kd_convert.from_diffusers(source)
     else:
         overrides = {} if config["convert.input_size"] is None else {"input_size": config["convert.input_size"]}
-        model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        try:
+            model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refuses pickled Python objects
+            raise ValueError(
+                f"convert.source {source!r} holds Python objects besides weights, which are not loaded for safety "
+                f"({str(error).splitlines()[0][:120]}); if you trust the file, save its state dict alone: "
+                "torch.save(torch.load(path, weights_only=False)['ema'], 'ema.pt')"
+            ) from None
     atomic_save(model, output)
     _say(f"wrote {output} ({type(model).__name__}, {model.count_params():,} parameters)")
     return output

@@ -1,8 +1,9 @@
 """``keras-dit convert``: diffusers folders (DiT, AutoencoderKL) and reference DiT checkpoints into ``.keras``
 files whose outputs match the PyTorch models, and the one-line errors of bad sources."""
 
+import argparse
+
 import keras
-import numpy as np
 import pytest
 
 import keras_dit as kd
@@ -96,4 +97,8 @@ def test_bad_sources(tmp_path, capsys):
     line = run_error(capsys, ["convert", "--set", "convert.format=dit", "--set", f"convert.source={tmp_path}/small.pt",
                               "--set", "convert.preset=DiT-S/2", "--set", f"convert.output={tmp_path}/out.keras"])
     assert "does not match the model" in line and "wrong shapes" in line  # a DiT-S/2 checkpoint it is not
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.pt"], "no output written on failure"
+    torch.save({"ema": small, "args": argparse.Namespace(model="DiT-S/2")}, tmp_path / "with_args.pt")
+    line = run_error(capsys, ["convert", "--set", "convert.format=dit", "--set", f"convert.source={tmp_path}/with_args.pt",
+                              "--set", f"convert.output={tmp_path}/out.keras"])
+    assert "holds Python objects besides weights" in line and "weights_only=False" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.pt", "with_args.pt"], "no output on failure"

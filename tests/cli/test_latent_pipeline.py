@@ -88,7 +88,8 @@ def test_cache_holds_latents_labels_and_the_vae_fingerprint(pipeline):
         cache = {key: npz[key] for key in npz.files}
     assert set(cache) == {"latents", "field_1", "meta"}
     assert cache["latents"].shape == (NUM_IMAGES, SIZE // 4, SIZE // 4, 4) and cache["latents"].dtype == np.float32
-    assert_close(cache["latents"], vae.scale_latents(to_numpy(vae.encode(images).mean)), atol=1e-5, what="cached latents")
+    expected = vae.scale_latents(to_numpy(vae.encode(images).mean))
+    assert_close(cache["latents"], expected, atol=1e-5, what="cached latents")
     np.testing.assert_array_equal(cache["field_1"], labels)
     meta = json.loads(str(cache["meta"]))
     assert meta["fingerprint"] == vae_fingerprint(vae) and meta["count"] == NUM_IMAGES
