@@ -94,11 +94,11 @@ def test_bad_sources(tmp_path, capsys):
     assert "no config.json" in line
     small = {key: torch.from_numpy(value) for key, value in to_reference_layout(random_diffusers_dit(TINY_DIT)).items()}
     torch.save(small, tmp_path / "small.pt")
-    line = run_error(capsys, ["convert", "--set", "convert.format=dit", "--set", f"convert.source={tmp_path}/small.pt",
-                              "--set", "convert.preset=DiT-S/2", "--set", f"convert.output={tmp_path}/out.keras"])
+    dit = ["convert", "--set", "convert.format=dit", "--set", "convert.preset=DiT-S/2",
+           "--set", f"convert.output={tmp_path}/out.keras"]
+    line = run_error(capsys, [*dit, "--set", f"convert.source={tmp_path}/small.pt"])
     assert "does not match the model" in line and "wrong shapes" in line  # a DiT-S/2 checkpoint it is not
     torch.save({"ema": small, "args": argparse.Namespace(model="DiT-S/2")}, tmp_path / "with_args.pt")
-    line = run_error(capsys, ["convert", "--set", "convert.format=dit", "--set", f"convert.source={tmp_path}/with_args.pt",
-                              "--set", f"convert.output={tmp_path}/out.keras"])
+    line = run_error(capsys, [*dit, "--set", f"convert.source={tmp_path}/with_args.pt"])
     assert "holds Python objects besides weights" in line and "weights_only=False" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.pt", "with_args.pt"], "no output on failure"
