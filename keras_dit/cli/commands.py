@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import pickle
 import time
 
 import keras
@@ -111,13 +112,14 @@ def sample_conditions(config, info, dataset=None):
 
 
 def _generate(model, config, conditions):
-    """uint8 samples; a model trained on a latent cache generates latents, decoded here by its VAE."""
+    """uint8 samples; a model trained on a latent cache holds no VAE: its latents are decoded here by the VAE of
+    ``model.autoencoder``."""
     kwargs = dict(num_steps=config["sample.num_steps"], sampler=config["sample.sampler"], seed=config["sample.seed"])
     if conditions is None:
         kwargs["num_images"] = config["sample.num_images"]
     else:
         kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
-    if model.autoencoder is not None or not config["data.latent_cache"]:
+    if model.autoencoder is not None or not config["model.autoencoder"]:
         return model.generate(**kwargs)
     vae = builders.load_vae(config["model.autoencoder"])
     latents = model.generate(return_latents=True, **kwargs)
@@ -311,13 +313,28 @@ def train_vae(config, resume=False):
     return trainer.vae
 
 
+def _vae_and_data(config):
+    """(VAE path, the VAE of ``vae.checkpoint``, the data of ``data.*`` in order), checked to fit each other."""
+    path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
+    vae = builders.load_vae(path)
+    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    height, width, channels = dataset.image_shape
+    factor = vae.downsampling_factor
+    if channels != vae.in_channels or height % factor or width % factor:
+        raise ValueError(
+            f"the VAE {path!r} encodes {vae.in_channels}-channel images with sides divisible by {factor}, but the "
+            f"data are {height}x{width}x{channels} (data.channels={channels}, data.image_size="
+            f"{config['data.image_size']}): use the data settings the VAE was trained with, or train a VAE on "
+            "these images (keras-dit train-vae)"
+        )
+    return path, vae, dataset
+
+
 def scale_factor(config):
     """Measure 1 / std of the VAE's latents on ``data.*`` and store it in the VAE file."""
     from keras_dit.scale_factor import compute_scale_factor
 
-    path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
-    vae = builders.load_vae(path)
-    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    path, vae, dataset = _vae_and_data(config)
     factor = compute_scale_factor(vae, dataset, verbose=config["train.verbose"])
     atomic_save(vae, path)
     _say(f"scale factor {factor} stored in {path}")
@@ -328,8 +345,7 @@ def cache_latents(config):
     """Encode ``data.*`` with the VAE once and write the latents (and conditions) to ``vae.cache``."""
     from keras_dit.data.latent_cache import write_latent_cache
 
-    vae = builders.load_vae(config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras"))
-    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    _, vae, dataset = _vae_and_data(config)
     path = config["vae.cache"] or os.path.join(config["output_dir"], "latents.npz")
     write_latent_cache(vae, dataset, path, batch_size=config["data.batch_size"], verbose=config["train.verbose"])
     _say(f"wrote {path}; train on it with --set data.latent_cache={path}")
@@ -350,7 +366,14 @@ def convert(config):
         model = kd_convert.from_diffusers(source)
     else:
         overrides = {} if config["convert.input_size"] is None else {"input_size": config["convert.input_size"]}
-        model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        try:
+            model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refuses pickled Python objects
+            raise ValueError(
+                f"convert.source {source!r} holds Python objects besides weights, which are not loaded for safety "
+                f"({str(error).splitlines()[0][:120]}); if you trust the file, save its state dict alone: "
+                "torch.save(torch.load(path, weights_only=False)['ema'], 'ema.pt')"
+            ) from None
     atomic_save(model, output)
     _say(f"wrote {output} ({type(model).__name__}, {model.count_params():,} parameters)")
     return output
