@@ -61,7 +61,11 @@ class StateDictLoader:
                 missing.append(key)
                 continue
             value = self.tensors[key]
-            value = transform(value) if transform else value
+            try:
+                value = transform(value) if transform else value
+            except ValueError:  # e.g. a transpose of a tensor of the wrong rank
+                mismatched.append(f"{key}: {tuple(value.shape)} cannot take the layout of {tuple(variable.shape)}")
+                continue
             if tuple(value.shape) != tuple(variable.shape):
                 mismatched.append(f"{key}: {tuple(value.shape)} (after layout change) vs expected {tuple(variable.shape)}")
             values.append((variable, value))

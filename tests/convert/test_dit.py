@@ -145,11 +145,13 @@ def test_checkpoint_with_missing_and_misshapen_keys_names_them():
     ref = to_reference_layout(random_diffusers_dit(config))
     del ref["blocks.1.mlp.fc2.bias"]
     ref["final_layer.linear.weight"] = ref["final_layer.linear.weight"][:5]
+    ref["x_embedder.proj.weight"] = ref["x_embedder.proj.weight"][..., 0]  # wrong rank: its transpose fails
     with pytest.raises(ValueError) as info:
         kd.convert.from_dit_checkpoint(ref, "DiT-S/2", **reference_overrides(config))
     message = str(info.value)
     assert "missing keys: blocks.1.mlp.fc2.bias" in message
     assert "final_layer.linear.weight" in message and "wrong shapes" in message
+    assert "x_embedder.proj.weight" in message
 
 
 def test_failed_conversion_leaves_no_partial_weights():
