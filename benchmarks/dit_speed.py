@@ -192,7 +192,7 @@ def report(args, runs):
     flops = 3 * forward_flops(CONFIGS[args.config])
     print(f"\n{args.config}, batch {args.batch}, {args.precision}; sampling: {args.sample_batch} images x "
           f"{args.sample_steps} DDIM steps with CFG; GEMM ceiling {ceiling:.0f} GFLOP/s")
-    header = f"{'run':18s} {'train img/s':>11s} {'x peer':>7s} {'% ceiling':>9s} {'sample img/s':>12s} " \
+    header = f"{'run':22s} {'train img/s':>11s} {'x peer':>7s} {'% ceiling':>9s} {'sample img/s':>12s} " \
              f"{'x peer':>7s} {'peak MiB':>9s} {'GEMM GFLOP/s':>12s}"
     print(header)
     print("-" * len(header))
@@ -200,7 +200,7 @@ def report(args, runs):
         run["train_ratio"] = run["train_img_s"] / peer["train_img_s"]
         run["sample_ratio"] = run["sample_img_s"] / peer["sample_img_s"]
         run["ceiling_fraction"] = run["train_img_s"] * flops / 1e9 / ceiling
-        print(f"{run['name']:18s} {run['train_img_s']:11.2f} {run['train_ratio']:7.2f} "
+        print(f"{run['name']:22s} {run['train_img_s']:11.2f} {run['train_ratio']:7.2f} "
               f"{100 * run['ceiling_fraction']:8.1f}% {run['sample_img_s']:12.3f} {run['sample_ratio']:7.2f} "
               f"{run['peak_mib']:9.0f} {run['gemm_gflops']:12.0f}")
     summary = dict(benchmark="dit_speed", config=args.config, precision=args.precision, batch=args.batch,
