@@ -11,4 +11,5 @@ from keras_dit.layers.learned_position_embedding import LearnedPositionEmbedding
 from keras_dit.layers.mmdit_block import AttentionProjections, MMDiTBlock
 from keras_dit.layers.moe import ExpertChoiceMoE
 from keras_dit.layers.rope import apply_rope, grid_positions, rope_tables
+from keras_dit.layers.remat import remat_call, remat_scope
 from keras_dit.layers.transformer_block import TransformerBlock
