@@ -1,9 +1,9 @@
 """Building blocks shared by the backbones."""
 
-from keras_dit.layers.attention import SelfAttention
+from keras_dit.layers.attention import SelfAttention, dot_product_attention
 from keras_dit.layers.dit_block import DiTBlock, FinalLayer
 from keras_dit.layers.mlp import Mlp
-from keras_dit.layers.modulation import AdaLNModulation, modulate
+from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
 from keras_dit.layers.patch_embedding import PatchEmbedding, patchify, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding, sincos_2d
 from keras_dit.layers.timestep_embedding import TimestepEmbedding, sinusoidal_embedding

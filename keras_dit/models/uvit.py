@@ -121,11 +121,12 @@ class UViT(ConditionedBackbone):
         tokens = blocks[half](tokens)
         for block in blocks[half + 1:]:
             tokens = block(tokens, skips.pop())
-        tokens = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(tokens)
-        tokens = keras.layers.Dense(patch_size * patch_size * in_channels, name="decoder")(tokens[:, num_extras:])
-        outputs = unpatchify(tokens, (grid, grid), patch_size, in_channels)  # (B, H, W, C)
+        # The output head computes in float32 under mixed precision: the loss compares it with float32 targets.
+        tokens = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="norm")(tokens)
+        decoder = keras.layers.Dense(patch_size * patch_size * in_channels, dtype="float32", name="decoder")
+        outputs = unpatchify(decoder(tokens[:, num_extras:]), (grid, grid), patch_size, in_channels)  # (B, H, W, C)
         if use_conv:
-            outputs = keras.layers.Conv2D(in_channels, 3, padding="same", name="final_conv")(outputs)
+            outputs = keras.layers.Conv2D(in_channels, 3, padding="same", dtype="float32", name="final_conv")(outputs)
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._finish(cond_layer, dict(
