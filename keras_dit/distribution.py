@@ -125,3 +125,18 @@ def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None)
             f"of {replicas}."
         )
     return scope
+
+
+def scale_loss_for_replicas(loss):
+    """``loss`` divided by the number of ``tf.distribute`` replicas in sync (unchanged elsewhere).
+
+    A ``MirroredStrategy`` sums the replicas' gradients, so a model whose ``compute_loss`` averages its own
+    per-example losses (rather than through a ``keras.losses.Loss``, which does this) divides by the replica
+    count to train as on one device; Keras' TensorFlow trainer multiplies the logged loss back.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
