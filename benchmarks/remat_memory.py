@@ -6,6 +6,10 @@ latents trains ``--steps`` steps at ``--batch``; the child reports its peak resi
 training step adds: activations, gradients, workspace) and the time per step after the first. On JAX it also
 compiles the loss-and-gradient function alone and reports XLA's ``memory_analysis`` (temporary buffers).
 
+On XLA:CPU (jax 0.10) checkpointing barely lowers the compiled temporaries, even for a plain ``jax.checkpoint``
+outside Keras: XLA:CPU's buffer assignment keeps the recomputed activations alive much as the saved ones. The
+reduction shows on PyTorch (``torch.utils.checkpoint``) and is expected on GPU / TPU XLA.
+
     KERAS_BACKEND=jax python benchmarks/remat_memory.py --batch 16
     KERAS_BACKEND=torch python benchmarks/remat_memory.py --batch 16 --steps 2
 
