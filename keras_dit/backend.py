@@ -74,3 +74,22 @@ def compiled_inference(model):
 
         return forward
     return lambda inputs: model(inputs, training=False)
+
+
+def materialized(x):
+    """``x`` unchanged, but stored once by XLA rather than recomputed inside each of its consumers (JAX only).
+
+    A transformer's residual stream is a chain of cheap adds (``x + gate * branch``). When differentiating a
+    deep stack, XLA:CPU fuses that chain into every consumer of every block, forward and backward, so the work
+    grows with depth squared: a 6-block DiT trained at half the speed of TensorFlow. XLA:CPU removes
+    ``optimization_barrier`` before fusion, so the barrier here is a division by a value it cannot fold
+    (``sign(|x_0| + 1)``, which is 1): XLA never duplicates a division into consumers. Called at each block
+    input; values and gradients are exactly unchanged. Other backends return ``x``.
+    """
+    if name() != "jax":
+        return x
+    import jax
+    import jax.numpy as jnp
+
+    first = jax.lax.stop_gradient(jnp.ravel(x)[0])
+    return x / jnp.sign(jnp.abs(first) + 1)

@@ -65,6 +65,9 @@ def condition_info(dataset):
 
 def load_vae(path):
     """A ``KLVAE`` from a ``.keras`` file, with a clear error for a missing file or another kind of model."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"VAE file {path!r} does not exist; train one with keras-dit train-vae (it writes "
+                                "vae.checkpoint) or point vae.checkpoint / model.autoencoder at yours")
     vae = load_checkpoint(path)
     if not isinstance(vae, KLVAE):
         raise ValueError(f"{path!r} holds a {type(vae).__name__}, not a KLVAE; pass a VAE written by train-vae")

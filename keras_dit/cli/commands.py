@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import pickle
 import time
 
 import keras
@@ -111,13 +112,14 @@ def sample_conditions(config, info, dataset=None):
 
 
 def _generate(model, config, conditions):
-    """uint8 samples; a model trained on a latent cache generates latents, decoded here by its VAE."""
+    """uint8 samples; a model trained on a latent cache holds no VAE: its latents are decoded here by the VAE of
+    ``model.autoencoder``."""
     kwargs = dict(num_steps=config["sample.num_steps"], sampler=config["sample.sampler"], seed=config["sample.seed"])
     if conditions is None:
         kwargs["num_images"] = config["sample.num_images"]
     else:
         kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
-    if model.autoencoder is not None or not config["data.latent_cache"]:
+    if model.autoencoder is not None or not config["model.autoencoder"]:
         return model.generate(**kwargs)
     vae = builders.load_vae(config["model.autoencoder"])
     latents = model.generate(return_latents=True, **kwargs)
@@ -163,9 +165,15 @@ def sample(config, model=None):
     conditions, captions, fields = sample_conditions(config, info)
     images = _generate(model, config, conditions)
     out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
+    return write_samples(out, images, captions, fields,
+                         columns=config["sample.per_class"] if info["kind"] == "labels" else 10)
+
+
+def write_samples(out, images, captions, fields, columns):
+    """Write ``out``/grid.png, ``out``/images/*.png and ``out``/samples.npz (``images`` and ``fields``); returns the
+    npz path."""
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
-    image_grid(images, captions, columns=min(len(images), config["sample.per_class"] if info["kind"] == "labels"
-                                             else 10)).save(os.path.join(out, "grid.png"))
+    image_grid(images, captions, columns=min(len(images), columns)).save(os.path.join(out, "grid.png"))
     for i, (image, caption) in enumerate(zip(images, captions)):
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in caption)[:40]
         Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
@@ -174,6 +182,40 @@ def sample(config, model=None):
     np.savez(path, images=images, **fields)
     _say(f"wrote {len(images)} samples to {out} (grid.png, images/, samples.npz)")
     return path
+
+
+def discrete(command, config):
+    """``train`` or ``sample`` a discrete-state config (``kind: discrete``, see keras_dit.diffusion.discrete.pipeline).
+
+    train writes model.keras, config.yaml and log.csv in ``output_dir``; sample writes grid.png, images/ and
+    samples.npz (uint8 images, labels, class names) in ``output_dir``/samples and reports the digits accuracy.
+    """
+    import yaml
+
+    from keras_dit.data.builtin import DIGIT_NAMES
+    from keras_dit.diffusion.discrete import pipeline
+
+    out = config["output_dir"]
+    if command == "sample":
+        checkpoint = config["sampler"]["checkpoint"] or os.path.join(out, "model.keras")
+        images, labels, report = pipeline.sample(config, builders.load_diffusion_model(checkpoint))
+        names = DIGIT_NAMES if config["data"]["name"] == "digits" else [str(i) for i in range(10)]
+        path = write_samples(os.path.join(out, "samples"), images, [names[i] for i in labels],
+                             {"labels": labels, "class_names": np.array(names)},
+                             columns=config["sampler"]["num_images_per_class"])
+        if report:
+            _say(f"digits: {report['accuracy']:.1%} of samples recognised as their class")
+        return path
+    checkpoint = os.path.join(out, "model.keras")
+    if os.path.exists(checkpoint):
+        raise ValueError(f"{checkpoint!r} already exists; choose another output_dir (--set output_dir=...)")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "config.yaml"), "w") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
+    model, _ = pipeline.train(config, callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "log.csv"))])
+    atomic_save(model, checkpoint)
+    _say(f"wrote {checkpoint}, config.yaml and log.csv in {out}")
+    return model
 
 
 def evaluate(config):
@@ -271,13 +313,28 @@ def train_vae(config, resume=False):
     return trainer.vae
 
 
+def _vae_and_data(config):
+    """(VAE path, the VAE of ``vae.checkpoint``, the data of ``data.*`` in order), checked to fit each other."""
+    path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
+    vae = builders.load_vae(path)
+    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    height, width, channels = dataset.image_shape
+    factor = vae.downsampling_factor
+    if channels != vae.in_channels or height % factor or width % factor:
+        raise ValueError(
+            f"the VAE {path!r} encodes {vae.in_channels}-channel images with sides divisible by {factor}, but the "
+            f"data are {height}x{width}x{channels} (data.channels={channels}, data.image_size="
+            f"{config['data.image_size']}): use the data settings the VAE was trained with, or train a VAE on "
+            "these images (keras-dit train-vae)"
+        )
+    return path, vae, dataset
+
+
 def scale_factor(config):
     """Measure 1 / std of the VAE's latents on ``data.*`` and store it in the VAE file."""
     from keras_dit.scale_factor import compute_scale_factor
 
-    path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
-    vae = builders.load_vae(path)
-    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    path, vae, dataset = _vae_and_data(config)
     factor = compute_scale_factor(vae, dataset, verbose=config["train.verbose"])
     atomic_save(vae, path)
     _say(f"scale factor {factor} stored in {path}")
@@ -288,8 +345,7 @@ def cache_latents(config):
     """Encode ``data.*`` with the VAE once and write the latents (and conditions) to ``vae.cache``."""
     from keras_dit.data.latent_cache import write_latent_cache
 
-    vae = builders.load_vae(config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras"))
-    dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
+    _, vae, dataset = _vae_and_data(config)
     path = config["vae.cache"] or os.path.join(config["output_dir"], "latents.npz")
     write_latent_cache(vae, dataset, path, batch_size=config["data.batch_size"], verbose=config["train.verbose"])
     _say(f"wrote {path}; train on it with --set data.latent_cache={path}")
@@ -310,7 +366,14 @@ def convert(config):
         model = kd_convert.from_diffusers(source)
     else:
         overrides = {} if config["convert.input_size"] is None else {"input_size": config["convert.input_size"]}
-        model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        try:
+            model = kd_convert.from_dit_checkpoint(source, config["convert.preset"], **overrides)
+        except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refuses pickled Python objects
+            raise ValueError(
+                f"convert.source {source!r} holds Python objects besides weights, which are not loaded for safety "
+                f"({str(error).splitlines()[0][:120]}); if you trust the file, save its state dict alone: "
+                "torch.save(torch.load(path, weights_only=False)['ema'], 'ema.pt')"
+            ) from None
     atomic_save(model, output)
     _say(f"wrote {output} ({type(model).__name__}, {model.count_params():,} parameters)")
     return output

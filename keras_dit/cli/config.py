@@ -14,6 +14,8 @@ from typing import NamedTuple
 import yaml
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+DISCRETE_DIR = os.path.join(PRESET_DIR, "discrete")  # discrete-state configs: their own schema (kind: discrete)
+DISCRETE_PREFIX = "discrete-"
 
 
 class Option(NamedTuple):
@@ -136,6 +138,16 @@ def presets():
     return sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".yaml"))
 
 
+def discrete_presets():
+    """Names of the discrete-state presets, ``discrete-<name>`` for ``keras_dit/configs/discrete/<name>.yaml``."""
+    return sorted(DISCRETE_PREFIX + f[:-5] for f in os.listdir(DISCRETE_DIR) if f.endswith(".yaml"))
+
+
+def is_discrete(name):
+    """Whether config ``name`` (a file or preset) is a discrete-state config: it says ``kind: discrete``."""
+    return name is not None and _read_yaml(resolve_config_path(name)).get("kind") == "discrete"
+
+
 def _suggest(key, valid):
     leaf = key.rsplit(".", 1)[-1]  # the right key in the wrong section ("train.depth") finds "model.depth"
     close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1] or difflib.get_close_matches(key, valid, n=1,
@@ -200,14 +212,16 @@ def _read_yaml(path):
 
 
 def resolve_config_path(name):
-    """A config argument -> a file: an existing path, or a preset name (``digits``)."""
+    """A config argument -> a file: an existing path, or a preset name (``digits``, ``discrete-digits``)."""
     if os.path.isfile(name):
         return name
-    preset = os.path.join(PRESET_DIR, f"{name}.yaml")
+    discrete = name.startswith(DISCRETE_PREFIX)
+    preset = os.path.join(DISCRETE_DIR, f"{name[len(DISCRETE_PREFIX):]}.yaml") if discrete else os.path.join(
+        PRESET_DIR, f"{name}.yaml")
     if os.sep not in name and "/" not in name and os.path.isfile(preset):
         return preset
     raise FileNotFoundError(f"config file {name!r} does not exist; pass a YAML file or a preset name "
-                            f"({', '.join(presets())})")
+                            f"({', '.join(presets() + discrete_presets())})")
 
 
 def parse_override(text):

@@ -4,7 +4,7 @@ import argparse
 import contextlib
 import sys
 
-from keras_dit.cli.config import load_config, presets, schema_help
+from keras_dit.cli.config import discrete_presets, is_discrete, load_config, presets, schema_help
 
 # subcommand -> (config sections it reads, default config, summary)
 COMMANDS = {
@@ -27,8 +27,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-dit",
         description="Diffusion Transformers for Keras 3. Every subcommand reads a YAML config (a file or a shipped "
-                    f"preset: {', '.join(presets())}); any key can be overridden with --set key=value. The backend "
-                    "is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
+                    f"preset: {', '.join(presets() + discrete_presets())}); any key can be overridden with --set "
+                    "key=value. train and sample also take discrete-state configs (kind: discrete, e.g. "
+                    "discrete-digits). The backend is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (sections, default, summary) in COMMANDS.items():
@@ -37,7 +38,7 @@ def build_parser():
             epilog="config keys (YAML sections, or --set section.key=value):\n" + schema_help(sections),
         )
         sub.add_argument("--config", "-c", default=default, metavar="FILE_OR_PRESET",
-                         help=f"YAML config file or preset name ({', '.join(presets())}); "
+                         help=f"YAML config file or preset name ({', '.join(presets() + discrete_presets())}); "
                               f"default: {default or 'the built-in defaults listed below'}")
         sub.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                          help="override a config key; the value is parsed as YAML (5, 1e-3, true, null, [1, 2]); "
@@ -60,6 +61,8 @@ def run(argv=None):
     from keras_dit.cli.config import to_yaml
 
     args = build_parser().parse_args(argv)
+    if is_discrete(args.config):
+        return _run_discrete(args)
     config = load_config(args.config, args.overrides)
     if getattr(args, "devices", None) is not None:
         overrides = [*args.overrides, f"distribution.devices={args.devices}"]
@@ -75,6 +78,29 @@ def run(argv=None):
     scope = builders.distribution_scope(config) if args.command == "train" else contextlib.nullcontext()
     with scope:
         return function(config, resume=args.resume) if args.command in RESUMABLE else function(config)
+
+
+def _run_discrete(args):
+    """``train`` / ``sample`` with a discrete-state config (``kind: discrete``), validated by its own schema."""
+    import yaml
+
+    from keras_dit.cli.config import parse_override, resolve_config_path
+
+    if args.command not in ("train", "sample"):
+        raise ValueError(f"{args.config!r} is a discrete-state config (kind: discrete): keras-dit train and sample "
+                         f"take it, {args.command} does not")
+    if getattr(args, "resume", False):
+        raise ValueError("--resume is not available for discrete-state configs; start a new run in another "
+                         "output_dir (--set output_dir=...)")
+    from keras_dit.diffusion.discrete import pipeline
+
+    config = pipeline.load_config(resolve_config_path(args.config), dict(map(parse_override, args.overrides)))
+    if args.print_config:
+        print(yaml.safe_dump(config, sort_keys=False), end="")
+        return None
+    from keras_dit.cli import commands
+
+    return commands.discrete(args.command, config)
 
 
 def main(argv=None):

@@ -171,6 +171,9 @@ def _atomic_savez(path, arrays):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the cache a normal file's permissions
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -183,11 +186,13 @@ def _atomic_savez(path, arrays):
 
 
 class LatentDataset(keras.utils.PyDataset):
-    """Cached latents as a ``keras.utils.PyDataset`` for ``fit``, batched like the data set they came from.
+    """Cached latents as a ``keras.utils.PyDataset`` that feeds ``DiffusionModel.fit``.
 
-    Batches have the form of the original ones with the images replaced by latents: ``latents``,
-    ``(latents, labels, ...)`` or ``{"images": latents, "labels": ...}``. ``.latents``, ``.fields`` and
-    ``.metadata`` give the whole cache.
+    Batches are dicts whose ``"latents"`` key marks them as diffusion latents, already encoded and scaled, so
+    the model never has to tell them from images by their shape. The other entries keep the original batches'
+    meaning: ``(images, condition, sample_weight)`` tuples give ``{"latents", "condition", "sample_weight"}``,
+    dict batches keep their keys (the image key becomes ``"latents"``), bare images give ``{"latents"}``.
+    ``.latents``, ``.fields`` and ``.metadata`` give the whole cache (for other models, say).
     """
 
     def __init__(self, latents, fields, metadata, batch_size=32, shuffle=True, seed=None, **kwargs):
@@ -197,6 +202,10 @@ class LatentDataset(keras.utils.PyDataset):
         self.shuffle = shuffle
         self._rng = np.random.default_rng(seed)
         self._order = np.arange(len(latents))
+        structure = metadata["structure"]
+        tuple_names = dict(zip(("1", "2"), ("condition", "sample_weight")))
+        self._keys = {name: tuple_names.get(name, f"field_{name}") if structure["kind"] == "tuple" else name
+                      for name in structure["fields"]}
         self.on_epoch_end()
 
     def __len__(self):
@@ -206,14 +215,7 @@ class LatentDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range: this cache has {len(self)} batches.")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
-        latents = self.latents[rows]
-        structure = self.metadata["structure"]
-        fields = [self.fields[name][rows] for name in structure["fields"]]
-        if structure["kind"] == "dict":
-            return {structure["image_key"]: latents, **dict(zip(structure["fields"], fields))}
-        if structure["kind"] == "tuple":
-            return (latents, *fields)
-        return latents
+        return {"latents": self.latents[rows], **{key: self.fields[name][rows] for name, key in self._keys.items()}}
 
     def on_epoch_end(self):
         if self.shuffle:

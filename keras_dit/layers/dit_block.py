@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_dit.backend import materialized
 from keras_dit.layers.attention import SelfAttention
 from keras_dit.layers.mlp import Mlp
 from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
@@ -47,6 +48,7 @@ class DiTBlock(keras.layers.Layer):
         self.modulation.build((None, self.hidden_size))
 
     def call(self, x, c):
+        x = materialized(x)  # one stored residual per block: see backend.materialized
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.modulation(c)
         x = gated_residual(x, gate_msa, self.attn(modulate(self.norm1(x), shift_msa, scale_msa)))
         return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))

@@ -9,6 +9,7 @@ over image tokens (ReiMei's token mixer). RoPE rotates only the image tokens' qu
 import keras
 from keras import ops
 
+from keras_dit.backend import materialized
 from keras_dit.layers.attention import dot_product_attention
 from keras_dit.layers.dit_block import plain_layer_norm
 from keras_dit.layers.mlp import Mlp
@@ -146,6 +147,8 @@ class MMDiTBlock(keras.layers.Layer):
 
     def call(self, image, cond=None, c=None, rope_cos=None, rope_sin=None, shared_mods=None):
         mods = self._modulations(c, shared_mods)
+        image = materialized(image)  # one stored residual per block: see backend.materialized
+        cond = None if cond is None else materialized(cond)
         image_mods = mods[:6]
         cond_mods = mods[6:] if self.double_stream else mods[:6]
         length = 0 if cond is None else cond.shape[1]

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_dit.backend import materialized
 from keras_dit.layers.attention import SelfAttention
 from keras_dit.layers.mlp import Mlp
 
@@ -51,6 +52,7 @@ class TransformerBlock(keras.layers.Layer):
             if skip is None:
                 raise ValueError(f"TransformerBlock {self.name!r} was built with skip=True; pass the skip tokens.")
             x = self.skip_linear(ops.concatenate([x, skip], axis=-1))
+        x = materialized(x)  # one stored residual per block: see backend.materialized
         x = x + self.attn(self.norm1(x), key_mask=key_mask)
         return x + self.mlp(self.norm2(x))
 

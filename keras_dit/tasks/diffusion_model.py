@@ -2,9 +2,10 @@
 
 Training data are ``(images, condition)`` tuples, ``{"images": ..., "condition": ...}`` dicts or images
 alone (unconditional), from NumPy arrays, a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``. With an
-``autoencoder`` the images are encoded to latents on the fly; without one they are used as they are (pixels,
-or latents read from a cache). Each step draws noise and timesteps from a ``SeedGenerator`` the model owns,
-so ``fit`` is jit-compiled and reproducible on every backend.
+``autoencoder`` the images are encoded to latents on the fly; without one they are used as they are (pixels).
+``{"latents": ..., "condition": ...}`` batches (what ``kd.data.read_latent_cache`` yields) hold diffusion
+latents, already encoded and scaled, which the backbone takes as they are. Each step draws noise and
+timesteps from a ``SeedGenerator`` the model owns, so ``fit`` is jit-compiled and reproducible on every backend.
 """
 
 import contextlib
@@ -15,23 +16,35 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import compiled_inference
-from keras_dit.diffusion.flow import RectifiedFlow
 from keras_dit.diffusion.guidance import guided_model_fn
-from keras_dit.diffusion.samplers import get_sampler
+from keras_dit.diffusion.samplers import default_sampler, get_sampler
 
 
 def _unpack(data):
-    """Training batch -> (images, condition, sample_weight)."""
+    """Training batch -> ``{"images" | "latents": ..., "condition": ..., "sample_weight": ...}``, absent entries
+    left out. Tuples are ``(images, condition, sample_weight)``; a bare array is images."""
     if isinstance(data, dict):
-        images = data["images"] if "images" in data else data.get("latents")
-        if images is None:
-            raise ValueError(f"A dict batch needs an 'images' or 'latents' key; got keys {sorted(data)}.")
-        return images, data.get("condition"), data.get("sample_weight")
+        sources = [key for key in ("images", "latents") if key in data]
+        if len(sources) != 1:
+            raise ValueError(
+                "A dict batch needs exactly one of 'images' (encoded by the autoencoder, if any) and 'latents' "
+                f"(diffusion latents, already encoded and scaled, as kd.data.read_latent_cache yields them); got "
+                f"keys {sorted(data)}."
+            )
+        keys = (sources[0], "condition", "sample_weight")
+        return {key: data[key] for key in keys if data.get(key) is not None}
     if isinstance(data, (tuple, list)):
         if not 1 <= len(data) <= 3:
             raise ValueError(f"Expected (images,), (images, condition) or (images, condition, weights); got {len(data)} items.")
-        return tuple(data) + (None,) * (3 - len(data))
-    return data, None, None
+        return {key: value for key, value in zip(("images", "condition", "sample_weight"), data) if value is not None}
+    return {"images": data}
+
+
+def _known_dims_differ(shape, expected):
+    """Whether ``shape`` (B, ...) contradicts ``expected`` (...) in a dimension known on both sides (graph
+    tracing may leave dimensions unknown)."""
+    shape = tuple(shape)[1:]
+    return len(shape) != len(expected) or any(s is not None and s != e for s, e in zip(shape, expected))
 
 
 class NaNLossGuard(keras.callbacks.Callback):
@@ -126,27 +139,29 @@ class DiffusionModel(keras.Model):
         return np.asarray(1.0 if scale is None else scale, "float32"), np.asarray(0.0 if shift is None else shift, "float32")
 
     def encode(self, images):
-        """A batch -> the latents the backbone sees, ``(z - shift) * scale``.
+        """Images -> the latents the backbone sees, ``(z - shift) * scale``.
 
-        Without an autoencoder z is the batch itself. With one, image-shaped batches are encoded (a posterior
-        sample), and batches already shaped like the backbone's input are taken as diffusion latents, as
-        ``kd.data.read_latent_cache`` yields them (already scaled).
+        z is the autoencoder's posterior sample of ``images``, or ``images`` themselves without an autoencoder
+        (pixels, or unscaled latents). Batches of already-scaled diffusion latents (``{"latents": ...}``, as
+        ``kd.data.read_latent_cache`` yields them) skip this step: images are told from latents by that key,
+        never by shape, which graph tracing can leave unknown.
         """
         z = ops.cast(images, "float32")
-        latent_shape = tuple(self.backbone.input["x"].shape[1:])
         if self.autoencoder is not None:
-            if tuple(z.shape[1:]) == latent_shape:
-                return z
             z = self.autoencoder.encode(z).sample(self.seed_generator)
-        if tuple(z.shape[1:]) != latent_shape:
-            raise ValueError(
-                f"Training batches have shape {tuple(images.shape)}; the backbone takes (B, *{latent_shape})"
-                + (" latents, and the autoencoder turns the images into latents of shape "
-                   f"(B, *{tuple(z.shape[1:])})" if self.autoencoder is not None else "")
-                + ". Match the backbone's input_size / in_channels to the data."
-            )
+        self._check_latent_shape(z, images.shape, encoded=self.autoencoder is not None)
         scale, shift = self.latent_factors()
         return (z - shift) * scale
+
+    def _check_latent_shape(self, z, batch_shape, encoded=False):
+        latent_shape = tuple(self.backbone.input["x"].shape[1:])
+        if _known_dims_differ(z.shape, latent_shape):
+            raise ValueError(
+                f"Training batches have shape {tuple(batch_shape)}; the backbone takes (B, *{latent_shape})"
+                + (" latents, and the autoencoder turns the images into latents of shape "
+                   f"(B, *{tuple(z.shape[1:])})" if encoded else "")
+                + ". Match the backbone's input_size / in_channels to the data."
+            )
 
     def decode(self, latents):
         scale, shift = self.latent_factors()
@@ -161,10 +176,15 @@ class DiffusionModel(keras.Model):
         return self.backbone(inputs, training=training)
 
     def call(self, inputs, training=False):
-        images, condition, _ = _unpack(inputs)
+        batch = _unpack(inputs)
+        condition = batch.get("condition")
         if self.is_conditional and condition is None:
             raise ValueError("This model is conditional: fit it on (images, condition) pairs.")
-        x0 = self.encode(images)
+        if "latents" in batch:
+            x0 = ops.cast(batch["latents"], "float32")  # (B, h, w, c) diffusion latents, already scaled
+            self._check_latent_shape(x0, x0.shape)
+        else:
+            x0 = self.encode(batch["images"])
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
         t = self.objective.sample_training_time(ops.shape(x0)[0], self.seed_generator)
         x_t = self.objective.add_noise(x0, noise, t)
@@ -172,7 +192,7 @@ class DiffusionModel(keras.Model):
         return self.objective.loss(prediction, x0, noise, t, x_t)  # (B,)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        _, _, weights = _unpack(x)
+        weights = _unpack(x).get("sample_weight")
         if weights is None:
             loss = ops.mean(y_pred)
         else:
@@ -222,15 +242,13 @@ class DiffusionModel(keras.Model):
                 model, with ``num_images``.
             negative_condition: replaces the unconditional branch of CFG (a negative prompt).
             num_steps: sampler steps.
-            sampler: a ``kd.samplers`` instance or name; default DDIM for Gaussian objectives and Euler for
-                rectified flow.
+            sampler: a ``kd.samplers`` instance or name; default DDIM for Gaussian objectives, Euler for
+                rectified flow and tau-leaping for ``DiscreteCTMC``.
             guidance_scale: classifier-free guidance scale; 1 is a single plain conditional forward.
             seed: makes the result reproducible: the same seed gives the same images.
             return_latents: return the sampled latents (float) instead of decoded uint8 images.
         """
-        if sampler is None:
-            sampler = "euler" if isinstance(self.objective, RectifiedFlow) else "ddim"
-        sampler = get_sampler(sampler)
+        sampler = get_sampler(default_sampler(self.objective) if sampler is None else sampler, self.objective)
         cond, uncond, batch = self._sampling_conditions(condition, negative_condition, guidance_scale, num_images)
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)

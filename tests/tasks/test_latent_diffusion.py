@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import BACKEND
 
 
 @pytest.mark.large
-@pytest.mark.xfail(
-    BACKEND == "tensorflow", strict=True,
-    reason="known bug: on TensorFlow a PyDataset of cached latents reaches DiffusionModel.encode with unknown "
-    "static shapes, so latents cannot be told from images (issue 4 stays open)",
-)
 def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
     images, labels = kd.data.digits_arrays(image_size=16, channels=1)
     images, labels = images[:512], labels[:512].astype("int32")
@@ -47,3 +41,26 @@ def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
 
     with pytest.raises(ValueError, match="backbone takes"):
         model.fit(np.zeros((4, 12, 12, 1), "float32"), np.zeros(4, "int32"), verbose=0)
+
+
+def test_latents_key_marks_batches_as_encoded():
+    """``{"latents": ...}`` batches reach the backbone as they are (no VAE pass, no rescaling), whatever their
+    shape; images and latents in one batch, or latents of the wrong shape, are refused."""
+    vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1, seed=0)
+    vae.scale_factor = 0.5
+
+    def model(autoencoder):
+        backbone = kd.models.DiT(input_size=4, patch_size=1, in_channels=4, hidden_size=16, depth=1, num_heads=2,
+                                 num_classes=3, seed=0)
+        return kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), autoencoder=autoencoder, seed=0)
+
+    latents = np.random.default_rng(0).standard_normal((2, 4, 4, 4)).astype("float32")
+    labels = np.array([0, 2], "int32")
+    with_vae = model(vae)({"latents": latents, "condition": labels})
+    as_pixels = model(None)({"images": latents, "condition": labels})  # no autoencoder, scale 1: taken as is
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(with_vae), keras.ops.convert_to_numpy(as_pixels),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="exactly one of 'images'"):
+        model(vae)({"images": np.zeros((2, 16, 16, 1)), "latents": latents, "condition": labels})
+    with pytest.raises(ValueError, match="backbone takes"):
+        model(vae)({"latents": np.zeros((2, 16, 16, 1), "float32"), "condition": labels})

@@ -1,8 +1,9 @@
 """Discrete-state diffusion (Campbell et al. 2022): rate matrices, the ``DiscreteCTMC`` objective and its samplers.
 
 Pixels are categorical (S states per channel). Train a ``kd.models.CategoricalBackbone`` with
-``kd.tasks.DiffusionModel(backbone, DiscreteCTMC(S))``; sample with ``TauLeaping`` or ``DiscreteEuler``
-(``generate`` here adds classifier-free guidance on the logits).
+``kd.tasks.DiffusionModel(backbone, DiscreteCTMC(S))``; its ``generate`` samples with ``TauLeaping`` (the
+default) or ``DiscreteEuler``, classifier-free guided on the logits. ``keras-dit train|sample -c discrete-digits``
+runs a config (``pipeline``).
 """
 
 from keras_dit.diffusion.discrete.objective import DiscreteCTMC, inverse_cdf, normal_to_uniform

@@ -1,11 +1,11 @@
 """Train and sample discrete-state diffusion models from a config (``configs/discrete/digits.yaml``).
 
-The config has the reference's sections and names (``data.S``, ``model.rate_sigma``, ``loss.nll_weight``,
-``sampler.num_steps``, ...). ``run_config(config, "train" | "sample", output_dir)`` is what ``keras-dit train`` /
-``keras-dit sample`` call for a config whose ``model`` section has a ``rate`` key.
+A discrete config says ``kind: discrete`` at its top level and has the reference's sections and names
+(``data.S``, ``model.rate_sigma``, ``loss.nll_weight``, ``sampler.num_steps``, ...), not the ``keras-dit`` schema.
+``keras-dit train -c discrete-digits`` / ``keras-dit sample -c discrete-digits`` run it (``keras_dit.cli``); in
+Python, ``load_config``, ``train`` and ``sample`` do the same work without writing files.
 """
 
-import copy
 import difflib
 import os
 
@@ -15,7 +15,6 @@ import yaml
 
 from keras_dit.diffusion.discrete.objective import DiscreteCTMC
 from keras_dit.diffusion.discrete.samplers import DISCRETE_SAMPLERS
-from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.schedules import check_choice
 
 # Kept apart from the `keras-dit` presets (configs/*.yaml): it has the reference's own schema.
@@ -23,40 +22,71 @@ DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__
                               "digits.yaml")
 OBJECTIVE_KEYS = ("rate", "rate_const", "rate_sigma", "Q_sigma", "time_exponential", "time_base")
 HEAD_KEYS = ("parameterization", "fix_logistic", "input_encoding", "data_min_max")
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
 def load_config(config=None, overrides=None):
-    """The default config updated with ``config`` (a dict or a YAML path) and ``overrides`` ({"a.b": value}).
+    """The default config updated with ``config`` (a dict or a YAML path) and ``overrides``.
 
-    Unknown sections or keys raise a ValueError naming the closest valid key.
+    ``overrides`` maps dotted keys to values: ``{"sampler.num_steps": 20, "output_dir": "runs/x"}``. An unknown
+    key raises a ValueError naming the closest valid one; a value must have its default's type (an integer
+    may stand for a number; keys whose default is null take anything).
     """
     with open(DEFAULT_CONFIG) as f:
         merged = yaml.safe_load(f)
+    source = "the config"
     if isinstance(config, (str, os.PathLike)):
+        source = f"config file {str(config)!r}"
         if not os.path.isfile(config):
-            raise FileNotFoundError(f"Config file {config!r} does not exist; pass a YAML file path or a dict.")
+            raise FileNotFoundError(f"Config file {str(config)!r} does not exist; pass a YAML file path or a dict.")
         with open(config) as f:
-            config = yaml.safe_load(f) or {}
-    updates = [((section, key), value) for section, values in (config or {}).items()
-               for key, value in _section(section, values).items()]
-    updates += [(tuple(path.split(".", 1)), value) for path, value in (overrides or {}).items()]
-    for path, value in updates:
-        if len(path) != 2:
-            raise ValueError(f"Config keys are 'section.key', got {'.'.join(path)!r}.")
-        section, key = path
-        for name, valid in ((section, merged), (key, merged.get(section, {}))):
-            if name not in valid:
-                close = difflib.get_close_matches(name, list(valid), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"Unknown config key {section}.{key}.{hint} Valid: {', '.join(valid)}.")
-        merged[section][key] = value
+            config = yaml.safe_load(f)
+    if not isinstance(config or {}, dict):
+        raise ValueError(f"{source} must be a mapping of sections to keys, got {type(config).__name__}.")
+    updates = [(key, value, source) for key, value in _flatten(config or {}, merged, source)]
+    updates += [(key, value, "the overrides") for key, value in (overrides or {}).items()]
+    for key, value, where in updates:
+        _set(merged, key, value, where)
+    if merged["kind"] != "discrete":
+        raise ValueError(f"A discrete config has kind: discrete, got kind: {merged['kind']!r}.")
     return merged
 
 
-def _section(section, values):
-    if not isinstance(values, dict):
-        raise ValueError(f"Config section {section!r} must be a mapping of keys to values, got {values!r}.")
-    return values
+def _flatten(config, defaults, source):
+    """(dotted key, value) pairs of a nested config; sections are the mappings of the defaults."""
+    for name, values in config.items():
+        if isinstance(defaults.get(name), dict):
+            if not isinstance(values, dict):
+                raise ValueError(f"Section {name!r} in {source} must be a mapping of keys to values, got {values!r}.")
+            yield from ((f"{name}.{key}", value) for key, value in values.items())
+        else:
+            yield name, values
+
+
+def _set(merged, key, value, source):
+    valid = [f"{name}.{leaf}" if isinstance(values, dict) else name for name, values in merged.items()
+             for leaf in (values if isinstance(values, dict) else [None])]
+    if key not in valid:
+        leaf = key.rsplit(".", 1)[-1]  # the right key in the wrong section finds its section
+        close = [k for k in valid if k.rsplit(".", 1)[-1] == leaf][:1] or difflib.get_close_matches(key, valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
+        raise ValueError(f"Unknown discrete config key {key!r} in {source}{hint}")
+    section, _, leaf = key.rpartition(".")
+    target = merged[section] if section else merged
+    default = target[leaf]
+    if default is not None:
+        kind = type(default)
+        if kind is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ValueError(f"{key} in {source} must be {_TYPE_NAMES[kind]}, got {value!r}.")
+    target[leaf] = value
 
 
 def build_model(config):
@@ -81,20 +111,18 @@ def build_model(config):
     return model
 
 
-def train(config, output_dir=None, verbose=1):
-    """Fit a model on ``config["data"]``; saves ``output_dir/model.keras`` when given. Returns (model, history)."""
+def train(config, verbose=None, callbacks=None):
+    """Fit the model a config describes on its ``data`` (a built-in data set). Returns (model, history)."""
     from keras_dit.data import load_builtin
 
     config = load_config(config)
-    keras.utils.set_random_seed(config["training"]["seed"])
-    data = config["data"]
+    training, data = config["training"], config["data"]
+    keras.utils.set_random_seed(training["seed"])
     dataset = load_builtin(data["name"], image_size=data["image_size"], batch_size=data["batch_size"],
-                           seed=config["training"]["seed"])
+                           seed=training["seed"])
     model = build_model(config)
-    history = model.fit(dataset, epochs=config["training"]["epochs"], verbose=verbose)
-    if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
-        model.save(os.path.join(output_dir, "model.keras"))
+    history = model.fit(dataset, epochs=training["epochs"], steps_per_epoch=training["steps_per_epoch"],
+                        verbose=training["verbose"] if verbose is None else verbose, callbacks=callbacks)
     return model, history
 
 
@@ -105,51 +133,19 @@ def get_sampler(sampler_config):
     return DISCRETE_SAMPLERS[name](**{k: sampler_config[k] for k in options})
 
 
-def generate(model, condition, sampler, num_steps, guidance_scale=1.0, negative_condition=None, seed=None):
-    """uint8 (B, H, W, C) samples of a discrete ``DiffusionModel``, classifier-free guided on the logits.
+def sample(config, model):
+    """``num_images_per_class`` samples of every class: (uint8 images (N, H, W, 1), labels (N,), report).
 
-    ``DiffusionModel.generate`` guides only the first C output channels; discrete logits need all S guided,
-    hence this function (see the report's suggested one-line change).
-    """
-    cond, uncond, batch = model._sampling_conditions(condition, negative_condition, guidance_scale, None)
-    shape = (batch, *model.backbone.input["x"].shape[1:])
-    noise = keras.random.normal(shape, seed=None if seed is None else int(seed))
-    model_fn = guided_model_fn(model._predict, cond, uncond, guidance_scale)
-    with model.ema_weights():
-        images = sampler.sample(model_fn, noise, num_steps, model.objective,
-                                seed=None if seed is None else int(seed) + 1)
-    return np.clip(np.round((keras.ops.convert_to_numpy(images) + 1.0) * 127.5), 0, 255).astype("uint8")
-
-
-def sample(config, model, output_dir=None):
-    """Generate ``num_images_per_class`` digits per class; returns (images, labels, report dict).
-
-    The report has the digits classifier's class accuracy (``kd.metrics.evaluate_digits``) for digits data.
-    ``output_dir`` gets ``samples.npz`` (uint8 ``images``, ``labels``).
+    For digits the report is ``kd.metrics.evaluate_digits`` (class accuracy, Frechet distance), else empty.
     """
     config = load_config(config)
     spec = config["sampler"]
     labels = np.repeat(np.arange(10), spec["num_images_per_class"]).astype("int32")
-    images = generate(model, labels, get_sampler(spec), spec["num_steps"], spec["guidance_scale"], seed=spec["seed"])
+    images = model.generate(labels, num_steps=spec["num_steps"], sampler=get_sampler(spec),
+                            guidance_scale=spec["guidance_scale"], seed=spec["seed"])
     report = {}
     if config["data"]["name"] == "digits":
         from keras_dit.metrics import evaluate_digits
 
         report = evaluate_digits(images, labels)
-    if output_dir is not None:
-        os.makedirs(output_dir, exist_ok=True)
-        np.savez(os.path.join(output_dir, "samples.npz"), images=images, labels=labels)
     return images, labels, report
-
-
-def run_config(config, command, output_dir=None, checkpoint=None):
-    """``"train"``: fit, save, then sample and report; ``"sample"``: load ``checkpoint`` and sample."""
-    config = load_config(copy.deepcopy(config))
-    check_choice("command", command, ("train", "sample"))
-    if command == "train":
-        model, _ = train(config, output_dir)
-    else:
-        if checkpoint is None or not os.path.isfile(checkpoint):
-            raise FileNotFoundError(f"Checkpoint {checkpoint!r} does not exist; train first or pass a .keras file.")
-        model = keras.saving.load_model(checkpoint)
-    return sample(config, model, output_dir)[2]

@@ -1,9 +1,12 @@
 """Samplers: turn noise into data with a model function ``model_fn(x, t)``.
 
 ``DDPM`` and ``DDIM`` sample ``GaussianDiffusion`` models; ``Euler`` and ``Heun`` sample ``RectifiedFlow``
-models. ``get_sampler("ddim")`` builds one by name.
+models; ``TauLeaping`` and ``DiscreteEuler`` (in ``keras_dit.diffusion.discrete``) sample ``DiscreteCTMC``
+models. ``get_sampler("ddim")`` builds one by name; ``default_sampler(objective)`` names the usual one.
 """
 
+from keras_dit.diffusion.flow import RectifiedFlow
+from keras_dit.diffusion.gaussian import GaussianDiffusion
 from keras_dit.diffusion.samplers.base import Sampler, flow_times, spaced_timesteps
 from keras_dit.diffusion.samplers.ddim import DDIM
 from keras_dit.diffusion.samplers.ddpm import DDPM
@@ -14,12 +17,44 @@ from keras_dit.diffusion.schedules import check_choice
 SAMPLERS = {"ddpm": DDPM, "ddim": DDIM, "euler": Euler, "heun": Heun}
 
 
-def get_sampler(name, **kwargs):
-    """A sampler by name (``"ddpm"``, ``"ddim"``, ``"euler"``, ``"heun"``; any case), built with ``kwargs``.
+def _discrete_samplers():
+    # Imported here: keras_dit.diffusion.discrete.samplers itself imports samplers.base.
+    from keras_dit.diffusion.discrete import DISCRETE_SAMPLERS, DiscreteCTMC
 
-    A ``Sampler`` instance is returned as it is.
+    return DISCRETE_SAMPLERS, DiscreteCTMC
+
+
+def default_sampler(objective):
+    """The sampler ``generate`` uses when none is named: tau-leaping for ``DiscreteCTMC``, Euler for
+    ``RectifiedFlow``, DDIM otherwise."""
+    if isinstance(objective, _discrete_samplers()[1]):
+        return "tau_leaping"
+    return "euler" if isinstance(objective, RectifiedFlow) else "ddim"
+
+
+def get_sampler(name, objective=None, **kwargs):
+    """A sampler by name, built with ``kwargs``; a ``Sampler`` instance is returned as it is.
+
+    Names (any case): ``"ddpm"``, ``"ddim"``, ``"euler"``, ``"heun"`` and the discrete ``"tau_leaping"``,
+    ``"discrete_euler"``. With a ``DiscreteCTMC`` ``objective``, ``"euler"`` is ``DiscreteEuler``. Given an
+    ``objective``, a sampler made for another kind of objective raises a ValueError naming the right ones.
     """
+    discrete, discrete_objective = _discrete_samplers()
+    is_discrete = isinstance(objective, discrete_objective)
     if isinstance(name, Sampler):
-        return name
-    key = name.lower() if isinstance(name, str) else name
-    return SAMPLERS[check_choice("sampler", key, tuple(SAMPLERS))](**kwargs)
+        sampler = name
+    else:
+        key = name.lower() if isinstance(name, str) else name
+        if is_discrete and key == "euler":
+            key = "discrete_euler"
+        table = {**SAMPLERS, "tau_leaping": discrete["tau_leaping"], "discrete_euler": discrete["euler"]}
+        sampler = table[check_choice("sampler", key, tuple(table))](**kwargs)
+    if objective is not None and not isinstance(objective, sampler.objective_type):
+        fitting = {discrete_objective: "tau_leaping or euler (DiscreteEuler)", RectifiedFlow: "euler or heun",
+                   GaussianDiffusion: "ddpm or ddim"}
+        wanted = next((names for cls, names in fitting.items() if isinstance(objective, cls)), "one made for it")
+        raise ValueError(
+            f"The {type(sampler).__name__} sampler samples {sampler.objective_type.__name__} models, but this model's "
+            f"objective is {type(objective).__name__}; use {wanted}."
+        )
+    return sampler

@@ -7,7 +7,6 @@ from keras import ops
 
 import keras_dit as kd
 from keras_dit.diffusion.discrete import DiscreteCTMC, TauLeaping
-from keras_dit.diffusion.discrete.pipeline import generate
 from tests.diffusion.discrete.tiny import S, data_images, true_model_fn
 from tests.helpers import BACKEND
 
@@ -74,7 +73,7 @@ def test_fit_learns_and_generates_with_guidance():
     history = model.fit(images, labels, batch_size=64, epochs=10, verbose=0)
     after = fixed_loss()
     assert np.all(np.isfinite(history.history["loss"])) and after < before, (BACKEND, before, after)
-    out = generate(model, np.array([0, 1, 1]), TauLeaping(), 3, guidance_scale=2.0, seed=0)
+    out = model.generate(np.array([0, 1, 1]), num_steps=3, sampler=TauLeaping(), guidance_scale=2.0, seed=0)
     assert out.shape == (3, 2, 2, 1) and out.dtype == np.uint8
     assert set(np.unique(out)) <= {0, 85, 170, 255}  # S = 4 levels
 
