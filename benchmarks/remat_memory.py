@@ -105,7 +105,8 @@ def main():
             sys.exit(f"remat={setting} failed:\n{out.stderr[-3000:]}")
         rows[setting] = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"DiT-B/2, 32x32x4 latents, batch {args.batch}, {keras.backend.backend()} backend, AdamW")
-    print(f"{'remat':6} {'peak RSS MB':>12} {'after build MB':>15} {'step adds MB':>13} {'XLA temp MB':>12} {'s/step':>8}")
+    header = f"{'remat':6} {'peak RSS MB':>12} {'after build MB':>15} {'step adds MB':>13} {'XLA temp MB':>12}"
+    print(f"{header} {'s/step':>8}")
     for setting, row in rows.items():
         xla = row.get("xla_temp_mb")
         print(f"{setting:6} {row['peak_rss_mb']:12.0f} {row['model_rss_mb']:15.0f} "

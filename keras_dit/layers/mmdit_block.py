@@ -169,7 +169,9 @@ class MMDiTBlock(keras.layers.Layer):
             image = gated_residual(
                 image, image_mods[5], self.image_mlp(modulate(self.norm2(image), image_mods[3], image_mods[4]))
             )
-            cond = gated_residual(cond, cond_mods[5], self.cond_mlp(modulate(self.norm2(cond), cond_mods[3], cond_mods[4])))
+            cond = gated_residual(
+                cond, cond_mods[5], self.cond_mlp(modulate(self.norm2(cond), cond_mods[3], cond_mods[4]))
+            )
             return image, cond
         x = image if cond is None else ops.concatenate([cond, image], axis=1)  # (B, L + T, D)
         o = attend(*self.image_attn(modulate(self.norm1(x), image_mods[0], image_mods[1])))

@@ -50,7 +50,9 @@ class TimestepEmbedding(keras.layers.Layer):
         self.max_period = max_period
         self.frequency_shift = frequency_shift
         init = keras.initializers.RandomNormal(stddev=0.02)
-        self.dense_in = keras.layers.Dense(hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="dense_in")
+        self.dense_in = keras.layers.Dense(
+            hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="dense_in"
+        )
         self.dense_out = keras.layers.Dense(
             hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="dense_out"
         )

@@ -49,8 +49,8 @@ def test_remat_keeps_outputs_and_gradients(name):
     # Random weights everywhere (adaLN-Zero starts at zero, which would hide the blocks' gradients).
     rng = np.random.default_rng(2)
     weights = [rng.normal(0, 0.1, w.shape).astype("float32") for w in plain.get_weights()]
-    inputs = {"x": rng.normal(size=(4, 8, 8, 3)).astype("float32"), "t": np.array([1.0, 250.0, 500.0, 999.0], "float32"),
-              "condition": np.array([0, 1, 2, 3], "int32")}
+    inputs = {"x": rng.normal(size=(4, 8, 8, 3)).astype("float32"),
+              "t": np.array([1.0, 250.0, 500.0, 999.0], "float32"), "condition": np.array([0, 1, 2, 3], "int32")}
     plain.set_weights(weights)
     remat.set_weights(weights)
     assert_close(remat(inputs), plain(inputs), atol=1e-5, what=f"{name} outputs with remat")
