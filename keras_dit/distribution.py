@@ -3,13 +3,16 @@ the transformer weights (Megatron-style column / row sharding), as a TPU pod or 
 
 ``keras.distribution`` drives the JAX backend (TensorFlow support in Keras is experimental); on TensorFlow
 use ``tf.distribute.MirroredStrategy`` and build, compile and fit the model inside ``strategy.scope()``.
+``distribution_scope`` picks the right one for the current backend (what ``keras-dit train`` uses).
 """
 
+import contextlib
 import re
 
 import keras
 
 DISTRIBUTIONS = ("data_parallel", "model_parallel")
+SCOPES = ("none",) + DISTRIBUTIONS
 
 # Column-parallel projections (output features sharded) and row-parallel ones (input features sharded): the
 # attention's fused qkv / output projection, the MLP's two layers and the adaLN modulation of every block.
@@ -56,3 +59,84 @@ def sharded_weight_paths(model):
     """The paths of ``model``'s weights that the model-parallel layout shards (for checks and logs)."""
     pattern = re.compile(f"({_COLUMN_PARALLEL}|{_ROW_PARALLEL})/(kernel|bias)")
     return [w.path for w in model.weights if pattern.fullmatch(w.path)]
+
+
+def _selected(devices, count, what):
+    """The first ``count`` of ``devices`` (all of them for ``None``), with an error naming what is available."""
+    if count is None:
+        return list(devices)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or count > len(devices):
+        raise ValueError(
+            f"devices={count!r}: expected an integer from 1 to the {len(devices)} {what} available "
+            f"({', '.join(map(str, devices))}), or null for all of them."
+        )
+    return list(devices)[:count]
+
+
+def mirrored_strategy(devices=None):
+    """A ``tf.distribute.MirroredStrategy`` over the first ``devices`` GPUs (all for ``None``), or over the
+    logical CPU devices where there is no GPU (see ``tf.config.set_logical_device_configuration``)."""
+    import tensorflow as tf
+
+    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    names = _selected([device.name for device in found], devices, "TensorFlow devices")
+    return tf.distribute.MirroredStrategy(devices=names)
+
+
+def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None):
+    """A context in which to build, compile and fit a model on several devices, on the current backend.
+
+    Args:
+        kind: ``"none"`` (a null context), ``"data_parallel"`` or ``"model_parallel"``.
+        devices: how many devices to use (the first ones); ``None`` for all.
+        model_axis: devices along the model axis (``model_parallel`` only).
+        batch_size: when given, checked to divide evenly over the data-parallel replicas.
+
+    JAX uses ``make_distribution`` (``keras.distribution``); TensorFlow a ``MirroredStrategy`` (data parallel
+    only); PyTorch has no multi-device training here and raises ``ValueError``.
+    """
+    if kind not in SCOPES:
+        raise ValueError(f"Unknown distribution type {kind!r}; choose one of {', '.join(SCOPES)}.")
+    if kind == "none":
+        return contextlib.nullcontext()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        selected = _selected(keras.distribution.list_devices(), devices, "JAX devices")
+        replicas = len(selected) // (model_axis if kind == "model_parallel" else 1)
+        scope = make_distribution(kind, selected, model_parallel_size=model_axis).scope()
+    elif backend == "tensorflow":
+        if kind != "data_parallel":
+            raise ValueError(
+                f"distribution type {kind!r} is not supported on the TensorFlow backend, which trains on several "
+                "devices through tf.distribute.MirroredStrategy (data_parallel); use KERAS_BACKEND=jax for "
+                "model_parallel."
+            )
+        strategy = mirrored_strategy(devices)
+        replicas = strategy.num_replicas_in_sync
+        scope = strategy.scope()
+    else:
+        raise ValueError(
+            f"multi-device training (distribution type {kind!r}) is not supported on the {backend} backend; "
+            "use KERAS_BACKEND=jax (keras.distribution) or tensorflow (MirroredStrategy), or distribution type none."
+        )
+    if batch_size is not None and batch_size % replicas:
+        raise ValueError(
+            f"batch size {batch_size} does not divide over {replicas} data-parallel replicas; choose a multiple "
+            f"of {replicas}."
+        )
+    return scope
+
+
+def scale_loss_for_replicas(loss):
+    """``loss`` divided by the number of ``tf.distribute`` replicas in sync (unchanged elsewhere).
+
+    A ``MirroredStrategy`` sums the replicas' gradients, so a model whose ``compute_loss`` averages its own
+    per-example losses (rather than through a ``keras.losses.Loss``, which does this) divides by the replica
+    count to train as on one device; Keras' TensorFlow trainer multiplies the logged loss back.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss

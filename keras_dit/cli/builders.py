@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_dit import data as kd_data
+from keras_dit import distribution as kd_distribution
 from keras_dit.data.builtin import BUILTIN_DATASETS
 from keras_dit.diffusion import GaussianDiffusion, RectifiedFlow
 from keras_dit.models import DiT, KLVAE, UViT
@@ -130,6 +131,15 @@ def build_model(config, dataset):
                            scale_factor=1.0 if config["data.latent_cache"] else None, seed=config["seed"])
     compile_model(model, config)
     return model
+
+
+def distribution_scope(config):
+    """The multi-device context of ``distribution.*`` on the current backend (a null context for type none):
+    the model is built, compiled, trained and saved inside it."""
+    return kd_distribution.distribution_scope(
+        config["distribution.type"], config["distribution.devices"], config["distribution.model_axis"],
+        batch_size=config["data.batch_size"],
+    )
 
 
 def compile_model(model, config):

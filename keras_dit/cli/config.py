@@ -85,6 +85,13 @@ SCHEMA = {
                                           "tensorboard packages; skipped with a note without them)"),
     "train.verbose": _o(1, "int", "Keras progress: 1 progress bar, 2 one line per epoch, 0 silent",
                         choices=(0, 1, 2)),
+    # Multi-device training (train)
+    "distribution.type": _o("none", "str", "none, data_parallel (jax: keras.distribution, tensorflow: "
+                            "MirroredStrategy) or model_parallel (jax only; transformer weights sharded)",
+                            choices=("none", "data_parallel", "model_parallel")),
+    "distribution.devices": _o(None, "int", "devices to use, the first N (default: all); --devices N sets it",
+                               nullable=True),
+    "distribution.model_axis": _o(2, "int", "model_parallel: devices along the model axis (divides devices)"),
     # Sampling
     "sample.checkpoint": _o(None, "str", "model to sample (default <output_dir>/model.keras)", nullable=True),
     "sample.labels": _o(None, "list", "class labels (ints or class names) to draw; default every class",

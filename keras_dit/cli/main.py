@@ -1,6 +1,7 @@
 """``keras-dit``: argument parsing and the one-line error handling of user mistakes."""
 
 import argparse
+import contextlib
 import sys
 
 from keras_dit.cli.config import discrete_presets, is_discrete, load_config, presets, schema_help
@@ -12,7 +13,7 @@ COMMANDS = {
     "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
     "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),
     "cache-latents": (("data", "vae", "train"), None, "encode the data set once with the VAE into a latent cache"),
-    "train": (("data", "model", "objective", "train", "sample"), None,
+    "train": (("data", "model", "objective", "train", "sample", "distribution"), None,
               "train a diffusion model (checkpoints, CSV/TensorBoard logs, sample grids, loss curve)"),
     "sample": (("sample", "data", "model"), None, "generate images: grid.png, images/*.png and samples.npz"),
     "evaluate": (("evaluate", "sample", "data"), None,
@@ -44,6 +45,10 @@ def build_parser():
                               "repeat for several keys")
         sub.add_argument("--print-config", action="store_true",
                          help="print the validated config as YAML and exit without doing any work")
+        if name == "train":
+            sub.add_argument("--devices", type=int, default=None, metavar="N",
+                             help="train on the first N devices: sets distribution.devices, and "
+                                  "distribution.type=data_parallel unless the config chooses a type")
         if name in RESUMABLE:
             sub.add_argument("--resume", action="store_true",
                              help="continue the run in output_dir from its last checkpoint (after Ctrl-C or a "
@@ -59,13 +64,20 @@ def run(argv=None):
     if is_discrete(args.config):
         return _run_discrete(args)
     config = load_config(args.config, args.overrides)
+    if getattr(args, "devices", None) is not None:
+        overrides = [*args.overrides, f"distribution.devices={args.devices}"]
+        if config["distribution.type"] == "none":
+            overrides.append("distribution.type=data_parallel")
+        config = load_config(args.config, overrides)
     if args.print_config:
         print(to_yaml(config), end="")
         return None
-    from keras_dit.cli import commands  # imports Keras and the backend: after the config is known to be valid
+    from keras_dit.cli import builders, commands  # imports Keras and the backend: after the config is known to be valid
 
     function = getattr(commands, args.command.replace("-", "_"))
-    return function(config, resume=args.resume) if args.command in RESUMABLE else function(config)
+    scope = builders.distribution_scope(config) if args.command == "train" else contextlib.nullcontext()
+    with scope:
+        return function(config, resume=args.resume) if args.command in RESUMABLE else function(config)
 
 
 def _run_discrete(args):

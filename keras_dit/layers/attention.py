@@ -4,6 +4,19 @@ import keras
 from keras import ops
 
 
+def dot_product_attention(q, k, v, mask=None):
+    """``ops.dot_product_attention`` over (B, T, H, Dh) tensors, with logits and softmax in float32.
+
+    Half-precision (bfloat16 / float16) inputs are upcast for the attention and the result cast back, so mixed
+    precision never takes a softmax in half precision on any backend.
+    """
+    dtype = keras.backend.standardize_dtype(q.dtype)
+    if dtype not in ("bfloat16", "float16"):
+        return ops.dot_product_attention(q, k, v, mask=mask)
+    q, k, v = (ops.cast(tensor, "float32") for tensor in (q, k, v))
+    return ops.cast(ops.dot_product_attention(q, k, v, mask=mask), dtype)
+
+
 @keras.saving.register_keras_serializable(package="keras_dit")
 class SelfAttention(keras.layers.Layer):
     """Multi-head self-attention with a fused q/k/v projection (one GEMM) and an output projection.
@@ -41,7 +54,7 @@ class SelfAttention(keras.layers.Layer):
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         if key_mask is not None:
             key_mask = ops.cast(key_mask, "bool")[:, None, None, :]  # (B, 1, 1, T): per key
-        out = ops.dot_product_attention(q, k, v, mask=key_mask)  # (B, T, H, Dh)
+        out = dot_product_attention(q, k, v, mask=key_mask)  # (B, T, H, Dh)
         return self.proj(ops.reshape(out, (-1, x.shape[1], self.hidden_size)))
 
     def get_config(self):

@@ -5,12 +5,13 @@ import keras
 from keras_dit.backend import materialized
 from keras_dit.layers.attention import SelfAttention
 from keras_dit.layers.mlp import Mlp
-from keras_dit.layers.modulation import AdaLNModulation, modulate
+from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
 
 
-def _plain_layer_norm(epsilon, name):
-    """LayerNorm without a learned affine: adaLN supplies the scale and shift."""
-    return keras.layers.LayerNormalization(epsilon=epsilon, center=False, scale=False, name=name)
+def plain_layer_norm(epsilon, name):
+    """LayerNorm without a learned affine: adaLN supplies the scale and shift. Its float32 output is modulated
+    in float32 under mixed precision (the next Dense casts it back to the compute dtype)."""
+    return keras.layers.LayerNormalization(epsilon=epsilon, center=False, scale=False, dtype="float32", name=name)
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -34,9 +35,9 @@ class DiTBlock(keras.layers.Layer):
         self.mlp_ratio = mlp_ratio
         self.norm_eps = norm_eps
         self.mlp_norm_eps = mlp_norm_eps
-        self.norm1 = _plain_layer_norm(norm_eps, "norm1")
+        self.norm1 = plain_layer_norm(norm_eps, "norm1")
         self.attn = SelfAttention(hidden_size, num_heads, name="attn")
-        self.norm2 = _plain_layer_norm(norm_eps if mlp_norm_eps is None else mlp_norm_eps, "norm2")
+        self.norm2 = plain_layer_norm(norm_eps if mlp_norm_eps is None else mlp_norm_eps, "norm2")
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio), name="mlp")
         self.modulation = AdaLNModulation(hidden_size, 6, name="modulation")
 
@@ -49,9 +50,8 @@ class DiTBlock(keras.layers.Layer):
     def call(self, x, c):
         x = materialized(x)  # one stored residual per block: see backend.materialized
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.modulation(c)
-        x = x + gate_msa[:, None] * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
-        x = x + gate_mlp[:, None] * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
+        x = gated_residual(x, gate_msa, self.attn(modulate(self.norm1(x), shift_msa, scale_msa)))
+        return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
 
     def compute_output_shape(self, x_shape, c_shape=None):
         return x_shape
@@ -69,18 +69,23 @@ class DiTBlock(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_dit")
 class FinalLayer(keras.layers.Layer):
-    """Modulated LayerNorm then a zero-initialised projection to ``p * p * out_channels`` per token."""
+    """Modulated LayerNorm then a zero-initialised projection to ``p * p * out_channels`` per token.
+
+    It computes in float32 under any policy (pass ``dtype`` to override), so a backbone's prediction, which the
+    diffusion loss compares with float32 targets, is float32 under mixed precision.
+    """
 
     def __init__(self, hidden_size, patch_size, out_channels, norm_eps=1e-6, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.patch_size = patch_size
         self.out_channels = out_channels
         self.norm_eps = norm_eps
-        self.norm = _plain_layer_norm(norm_eps, "norm")
-        self.modulation = AdaLNModulation(hidden_size, 2, name="modulation")
+        self.norm = plain_layer_norm(norm_eps, "norm")
+        self.modulation = AdaLNModulation(hidden_size, 2, dtype=self.dtype_policy, name="modulation")
         self.linear = keras.layers.Dense(
-            patch_size * patch_size * out_channels, kernel_initializer="zeros", name="linear"
+            patch_size * patch_size * out_channels, kernel_initializer="zeros", dtype=self.dtype_policy, name="linear"
         )
 
     def build(self, x_shape, c_shape=None):

@@ -10,8 +10,10 @@ import keras
 from keras import ops
 
 from keras_dit.backend import materialized
+from keras_dit.layers.attention import dot_product_attention
+from keras_dit.layers.dit_block import plain_layer_norm
 from keras_dit.layers.mlp import Mlp
-from keras_dit.layers.modulation import AdaLNModulation, modulate
+from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
 from keras_dit.layers.moe import ExpertChoiceMoE
 from keras_dit.layers.rope import apply_rope
 
@@ -68,10 +70,6 @@ class AttentionProjections(keras.layers.Layer):
         }
 
 
-def _plain_layer_norm(epsilon, name):
-    return keras.layers.LayerNormalization(epsilon=epsilon, center=False, scale=False, name=name)
-
-
 @keras.saving.register_keras_serializable(package="keras_dit")
 class MMDiTBlock(keras.layers.Layer):
     """An adaLN-Zero block over image tokens and (optionally) condition tokens with joint attention.
@@ -116,8 +114,8 @@ class MMDiTBlock(keras.layers.Layer):
             AttentionProjections(hidden_size, num_heads, norm_eps, name="cond_attn") if double_stream else None,
         )
         self.image_attn, self.cond_attn = attention
-        self.norm1 = _plain_layer_norm(norm_eps, "norm1")
-        self.norm2 = _plain_layer_norm(norm_eps, "norm2")
+        self.norm1 = plain_layer_norm(norm_eps, "norm1")
+        self.norm2 = plain_layer_norm(norm_eps, "norm2")
         if num_experts:
             self.image_mlp = ExpertChoiceMoE(
                 hidden_size, mlp_hidden_size, num_experts, capacity_factor, shared_experts, name="image_mlp"
@@ -145,7 +143,7 @@ class MMDiTBlock(keras.layers.Layer):
             return self.modulation(c)
         if shared_mods is None:
             raise ValueError(f"MMDiTBlock {self.name!r} uses shared modulation; pass shared_mods.")
-        return [mod + self.modulation_offset[i] for i, mod in enumerate(shared_mods)]
+        return [mod + ops.cast(self.modulation_offset[i], mod.dtype) for i, mod in enumerate(shared_mods)]
 
     def call(self, image, cond=None, c=None, rope_cos=None, rope_sin=None, shared_mods=None):
         mods = self._modulations(c, shared_mods)
@@ -159,24 +157,26 @@ class MMDiTBlock(keras.layers.Layer):
             if rope_cos is not None:  # rotate the image part (after the condition tokens)
                 q = ops.concatenate([q[:, :length], apply_rope(q[:, length:], rope_cos, rope_sin)], axis=1)
                 k = ops.concatenate([k[:, :length], apply_rope(k[:, length:], rope_cos, rope_sin)], axis=1)
-            return ops.dot_product_attention(q, k, v)  # (B, L + T, H, Dh)
+            return dot_product_attention(q, k, v)  # (B, L + T, H, Dh)
 
         if cond is not None and self.double_stream:
             xi = modulate(self.norm1(image), image_mods[0], image_mods[1])
             xc = modulate(self.norm1(cond), cond_mods[0], cond_mods[1])
             (qi, ki, vi), (qc, kc, vc) = self.image_attn(xi), self.cond_attn(xc)
             o = attend(*(ops.concatenate(pair, axis=1) for pair in ((qc, qi), (kc, ki), (vc, vi))))
-            image = image + image_mods[2][:, None] * self.image_attn.output(o[:, length:])
-            cond = cond + cond_mods[2][:, None] * self.cond_attn.output(o[:, :length])
-            image = image + image_mods[5][:, None] * self.image_mlp(
-                modulate(self.norm2(image), image_mods[3], image_mods[4])
+            image = gated_residual(image, image_mods[2], self.image_attn.output(o[:, length:]))
+            cond = gated_residual(cond, cond_mods[2], self.cond_attn.output(o[:, :length]))
+            image = gated_residual(
+                image, image_mods[5], self.image_mlp(modulate(self.norm2(image), image_mods[3], image_mods[4]))
             )
-            cond = cond + cond_mods[5][:, None] * self.cond_mlp(modulate(self.norm2(cond), cond_mods[3], cond_mods[4]))
+            cond = gated_residual(
+                cond, cond_mods[5], self.cond_mlp(modulate(self.norm2(cond), cond_mods[3], cond_mods[4]))
+            )
             return image, cond
         x = image if cond is None else ops.concatenate([cond, image], axis=1)  # (B, L + T, D)
         o = attend(*self.image_attn(modulate(self.norm1(x), image_mods[0], image_mods[1])))
-        x = x + image_mods[2][:, None] * self.image_attn.output(o)
-        x = x + image_mods[5][:, None] * self.image_mlp(modulate(self.norm2(x), image_mods[3], image_mods[4]))
+        x = gated_residual(x, image_mods[2], self.image_attn.output(o))
+        x = gated_residual(x, image_mods[5], self.image_mlp(modulate(self.norm2(x), image_mods[3], image_mods[4])))
         return x if cond is None else (x[:, length:], x[:, :length])
 
     def get_config(self):

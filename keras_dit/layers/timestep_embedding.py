@@ -37,17 +37,25 @@ class TimestepEmbedding(keras.layers.Layer):
         frequency_dim: number of sinusoidal features fed to the MLP (256 in DiT).
         max_period: longest sinusoid period.
         frequency_shift: 0 as the reference DiT, 1 as diffusers (see ``timestep_frequencies``).
+
+    It computes in float32 under any policy (pass ``dtype`` to override): timesteps up to 1000 need float32
+    phases, and the (B, D) MLP is cheap.
     """
 
     def __init__(self, hidden_size, frequency_dim=256, max_period=10000.0, frequency_shift=0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.frequency_dim = frequency_dim
         self.max_period = max_period
         self.frequency_shift = frequency_shift
         init = keras.initializers.RandomNormal(stddev=0.02)
-        self.dense_in = keras.layers.Dense(hidden_size, kernel_initializer=init, name="dense_in")
-        self.dense_out = keras.layers.Dense(hidden_size, kernel_initializer=init, name="dense_out")
+        self.dense_in = keras.layers.Dense(
+            hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="dense_in"
+        )
+        self.dense_out = keras.layers.Dense(
+            hidden_size, kernel_initializer=init, dtype=self.dtype_policy, name="dense_out"
+        )
 
     def build(self, input_shape):
         self.dense_in.build((None, self.frequency_dim))

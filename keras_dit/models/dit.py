@@ -15,6 +15,7 @@ from keras_dit.conditioning.factory import get_conditioner
 from keras_dit.layers.dit_block import DiTBlock, FinalLayer
 from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding
+from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.models.backbone import Backbone
 
@@ -56,6 +57,8 @@ class DiT(Backbone):
         conditioner: instead of ``num_classes``, any conditioner (kind name, dict or instance, see
             ``kd.conditioning.get_conditioner``), e.g. tags or parameter vectors; its vector joins the timestep
             embedding in adaLN (its tokens are unused). ``None`` keeps DiT's own label table.
+        remat: gradient checkpointing per block: recompute each block's activations in the backward pass
+            (much less training memory for about one more forward pass of compute). Outputs are unchanged.
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C) noisy inputs, ``"t"`` (B,) timesteps (float, DDPM
@@ -86,6 +89,7 @@ class DiT(Backbone):
         mlp_norm_eps=None,
         seed=None,
         conditioner=None,
+        remat=False,
         **kwargs,
     ):
         if conditioner is not None and num_classes is not None:
@@ -120,8 +124,12 @@ class DiT(Backbone):
                 tuple(cond_layer.condition_shape), dtype=cond_layer.condition_dtype, name="condition"
             )
             c = c + cond_layer(inputs["condition"])[0]
-        for i in range(depth):
-            block = DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, name=f"block_{i}")
+        with remat_scope(remat, [f"block_{i}" for i in range(depth)]):
+            blocks = [
+                DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, name=f"block_{i}")
+                for i in range(depth)
+            ]
+        for block in blocks:
             tokens = block(tokens, c)
         tokens = FinalLayer(hidden_size, patch_size, out_channels, norm_eps, name="final_layer")(tokens, c)
         outputs = unpatchify(tokens, (grid, grid), patch_size, out_channels)  # (B, H, W, out_channels)
@@ -134,7 +142,7 @@ class DiT(Backbone):
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
             num_classes=num_classes, class_dropout_prob=class_dropout_prob,
             timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
-            seed=seed,
+            seed=seed, remat=remat,
         )
         if cond_layer is not None:
             self._init_args["conditioner"] = keras.saving.serialize_keras_object(cond_layer)

@@ -16,6 +16,7 @@ from keras_dit.layers.dit_block import FinalLayer
 from keras_dit.layers.mmdit_block import AttentionProjections, MMDiTBlock
 from keras_dit.layers.modulation import AdaLNModulation
 from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
+from keras_dit.layers.remat import remat_call
 from keras_dit.layers.rope import grid_positions, rope_tables
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
@@ -62,7 +63,7 @@ class ReiMeiTransformer(keras.layers.Layer):
     def __init__(
         self, hidden_size, num_heads, grid_size, num_mixer_layers, num_double_layers, num_single_layers,
         mlp_ratio=4.0, num_experts=0, capacity_factor=2.0, shared_experts=1, moe_every=2, shared_modulation=False,
-        shared_attention=False, rope_theta=10000.0, norm_eps=1e-6, **kwargs,
+        shared_attention=False, rope_theta=10000.0, norm_eps=1e-6, remat=False, **kwargs,
     ):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
@@ -91,6 +92,7 @@ class ReiMeiTransformer(keras.layers.Layer):
         self.shared_attention = shared_attention
         self.rope_theta = rope_theta
         self.norm_eps = norm_eps
+        self.remat = remat
 
         d, heads = hidden_size, num_heads
         total = num_mixer_layers + num_double_layers + num_single_layers
@@ -143,13 +145,14 @@ class ReiMeiTransformer(keras.layers.Layer):
         cos, sin = ops.convert_to_tensor(self.rope_cos), ops.convert_to_tensor(self.rope_sin)
         double_mods = self.double_modulation(c) if self.double_modulation is not None else None
         single_mods = self.single_modulation(c) if self.single_modulation is not None else None
+        run = remat_call if self.remat else (lambda block, *args: block(*args))
         for block in self.mixers:
-            image = block(image, None, c, cos, sin, single_mods)
+            image = run(block, image, None, c, cos, sin, single_mods)
         for block in self.double_blocks:
-            out = block(image, cond, c, cos, sin, double_mods)
+            out = run(block, image, cond, c, cos, sin, double_mods)
             image, cond = out if cond is not None else (out, None)
         for block in self.single_blocks:
-            out = block(image, cond, c, cos, sin, single_mods)
+            out = run(block, image, cond, c, cos, sin, single_mods)
             image, cond = out if cond is not None else (out, None)
         return image
 
@@ -162,7 +165,7 @@ class ReiMeiTransformer(keras.layers.Layer):
             **{key: getattr(self, key) for key in (
                 "hidden_size", "num_heads", "grid_size", "num_mixer_layers", "num_double_layers",
                 "num_single_layers", "mlp_ratio", "num_experts", "capacity_factor", "shared_experts", "moe_every",
-                "shared_modulation", "shared_attention", "rope_theta", "norm_eps",
+                "shared_modulation", "shared_attention", "rope_theta", "norm_eps", "remat",
             )},
         }
 
@@ -186,6 +189,7 @@ class ReiMei(ConditionedBackbone):
         num_classes, class_dropout_prob, conditioner, seed: the condition, as in ``UViT``; the conditioner's vector
             joins the timestep embedding and its tokens the joint attention.
         norm_eps: epsilon of LayerNorms and q/k RMSNorms.
+        remat: gradient checkpointing per block (less training memory, same outputs).
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C), ``"t"`` (B,) and ``"condition"`` (raw condition; omit when
@@ -221,6 +225,7 @@ class ReiMei(ConditionedBackbone):
         conditioner=None,
         norm_eps=1e-6,
         seed=None,
+        remat=False,
         **kwargs,
     ):
         if input_size % patch_size:
@@ -232,7 +237,7 @@ class ReiMei(ConditionedBackbone):
         trunk = ReiMeiTransformer(
             hidden_size, num_heads, (grid, grid), num_mixer_layers, num_double_layers, num_single_layers, mlp_ratio,
             num_experts, capacity_factor, shared_experts, moe_every, shared_modulation, shared_attention,
-            rope_theta, norm_eps, name="transformer",
+            rope_theta, norm_eps, remat, name="transformer",
         )
         cond_layer = make_conditioner(conditioner, hidden_size, num_classes, class_dropout_prob, seed)
         inputs = image_inputs(input_size, in_channels, cond_layer)
@@ -257,5 +262,5 @@ class ReiMei(ConditionedBackbone):
             capacity_factor=capacity_factor, shared_experts=shared_experts, moe_every=moe_every,
             shared_modulation=shared_modulation, shared_attention=shared_attention, rope_theta=rope_theta,
             num_classes=num_classes, class_dropout_prob=class_dropout_prob, conditioner=conditioner,
-            norm_eps=norm_eps, seed=seed,
+            norm_eps=norm_eps, seed=seed, remat=remat,
         ))

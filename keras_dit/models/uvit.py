@@ -11,6 +11,7 @@ from keras import ops
 
 from keras_dit.layers.learned_position_embedding import LearnedPositionEmbedding
 from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
+from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.layers.transformer_block import TransformerBlock
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
@@ -50,6 +51,7 @@ class UViT(ConditionedBackbone):
             its tokens join the sequence. Exclusive with ``num_classes``.
         use_conv: end with the 3x3 convolution (True in U-ViT).
         seed: seed of the label dropout.
+        remat: gradient checkpointing per transformer block (less training memory, same outputs).
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C), ``"t"`` (B,) timesteps and ``"condition"`` (raw condition; omit
@@ -77,6 +79,7 @@ class UViT(ConditionedBackbone):
         conditioner=None,
         use_conv=True,
         seed=None,
+        remat=False,
         **kwargs,
     ):
         if input_size % patch_size:
@@ -105,23 +108,30 @@ class UViT(ConditionedBackbone):
         tokens = LearnedPositionEmbedding(name="position_embedding")(tokens)
 
         half = depth // 2
+        names = [f"in_block_{i}" for i in range(half)] + ["mid_block"] + [f"out_block_{i}" for i in range(half)]
+        with remat_scope(remat, names):
+            blocks = [
+                TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, skip=i > half, name=name)
+                for i, name in enumerate(names)
+            ]
         skips = []
-        for i in range(half):
-            tokens = TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, name=f"in_block_{i}")(tokens)
+        for block in blocks[:half]:
+            tokens = block(tokens)
             skips.append(tokens)
-        tokens = TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, name="mid_block")(tokens)
-        for i in range(half):
-            block = TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, skip=True, name=f"out_block_{i}")
+        tokens = blocks[half](tokens)
+        for block in blocks[half + 1:]:
             tokens = block(tokens, skips.pop())
-        tokens = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(tokens)
-        tokens = keras.layers.Dense(patch_size * patch_size * in_channels, name="decoder")(tokens[:, num_extras:])
-        outputs = unpatchify(tokens, (grid, grid), patch_size, in_channels)  # (B, H, W, C)
+        # The output head computes in float32 under mixed precision: the loss compares it with float32 targets.
+        tokens = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="norm")(tokens)
+        decoder = keras.layers.Dense(patch_size * patch_size * in_channels, dtype="float32", name="decoder")
+        outputs = unpatchify(decoder(tokens[:, num_extras:]), (grid, grid), patch_size, in_channels)  # (B, H, W, C)
         if use_conv:
-            outputs = keras.layers.Conv2D(in_channels, 3, padding="same", name="final_conv")(outputs)
+            outputs = keras.layers.Conv2D(in_channels, 3, padding="same", dtype="float32", name="final_conv")(outputs)
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._finish(cond_layer, dict(
             input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, num_classes=num_classes,
             class_dropout_prob=class_dropout_prob, conditioner=conditioner, use_conv=use_conv, seed=seed,
+            remat=remat,
         ))
