@@ -140,7 +140,6 @@ def test_mirrored_strategy_training_equals_single_device(tf_runs):
 
 @pytest.mark.large
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute runs on the TensorFlow backend")
-@pytest.mark.xfail(reason="DiffusionModel.compute_loss must return kd.distribution.scale_loss_for_replicas(loss)")
 def test_mirrored_diffusion_loss_is_a_mean_over_replicas(tf_runs):
     single, mirrored = tf_runs
     assert np.all(np.isfinite(mirrored["diffusion"]))

@@ -18,6 +18,7 @@ from keras import ops
 from keras_dit.backend import compiled_inference
 from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.samplers import default_sampler, get_sampler
+from keras_dit.distribution import scale_loss_for_replicas
 
 
 def _unpack(data):
@@ -200,7 +201,7 @@ class DiffusionModel(keras.Model):
             loss = ops.sum(y_pred * weights) / ops.maximum(ops.sum(weights), 1e-12)
         for extra in self.losses:
             loss = loss + ops.sum(extra)
-        return loss
+        return scale_loss_for_replicas(loss)  # a MirroredStrategy sums the replicas' gradients
 
     def _with_batch_as_inputs(self, args):
         """Keras splits a batch into x / y / sample_weight; the whole batch is the model's input here."""
