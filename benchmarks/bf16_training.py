@@ -13,9 +13,10 @@ Prints a table and one JSON line (``{"benchmark": "bf16_training", ...}``).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -73,14 +74,8 @@ def main():
 
     rows = {}
     for policy in ("float32", "mixed_bfloat16"):
-        out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--child", policy, "--steps", str(args.steps),
-             "--batch", str(args.batch)],
-            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
-        )
-        if out.returncode != 0:
-            sys.exit(f"{policy} failed:\n{out.stderr[-3000:]}")
-        rows[policy] = json.loads(out.stdout.strip().splitlines()[-1])
+        argv = ["--child", policy, "--steps", str(args.steps), "--batch", str(args.batch)]
+        rows[policy] = run_child(__file__, argv, f"the {policy} run")
     backend = keras.backend.backend()
     print(f"DiT (16 px digits, patch 2, hidden 128, depth 4), {args.steps} steps of batch {args.batch}, {backend}")
     print(f"{'policy':16} {'first loss':>10} {'final loss':>10} {'NaN steps':>9} {'s/step':>8}")

@@ -16,15 +16,14 @@ the configuration) is reported as a fraction of it. Prints a table and one JSON 
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
+
 CONFIGS = {
     # DiT-S/2 as in the paper, on the 32x32x4 latents of 256 px images.
     "dit-s2": dict(input_size=32, patch_size=2, in_channels=4, hidden_size=384, depth=12, num_heads=6),
@@ -176,14 +175,8 @@ def diffusers_worker(args):
 
 
 def run_worker(kind, backend, argv):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    command = [sys.executable, os.path.abspath(__file__), *argv, "--worker", kind]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        sys.stderr.write(done.stderr[-3000:])
-        raise SystemExit(f"the {kind} worker on {backend} failed (exit status {done.returncode})")
-    return json.loads(lines[-1])
+    return run_child(__file__, [*argv, "--worker", kind], f"the {kind} worker on {backend}",
+                     KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def report(args, runs):
@@ -224,7 +217,7 @@ def main():
     if args.worker:
         print(json.dumps((keras_worker if args.worker == "keras" else diffusers_worker)(args)))
         return
-    argv = [a for a in sys.argv[1:]]
+    argv = sys.argv[1:]
     runs = [run_worker("diffusers", "torch", argv)]
     runs += [run_worker("keras", backend, argv) for backend in args.backends]
     report(args, runs)

@@ -20,9 +20,10 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
+
+from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -96,14 +97,8 @@ def main():
 
     rows = {}
     for setting in ("off", "on"):
-        out = subprocess.run(
-            [sys.executable, os.path.abspath(__file__), "--child", setting, "--batch", str(args.batch),
-             "--steps", str(args.steps)],
-            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
-        )
-        if out.returncode != 0:
-            sys.exit(f"remat={setting} failed:\n{out.stderr[-3000:]}")
-        rows[setting] = json.loads(out.stdout.strip().splitlines()[-1])
+        argv = ["--child", setting, "--batch", str(args.batch), "--steps", str(args.steps)]
+        rows[setting] = run_child(__file__, argv, f"the remat={setting} run")
     print(f"DiT-B/2, 32x32x4 latents, batch {args.batch}, {keras.backend.backend()} backend, AdamW")
     header = f"{'remat':6} {'peak RSS MB':>12} {'after build MB':>15} {'step adds MB':>13} {'XLA temp MB':>12}"
     print(f"{header} {'s/step':>8}")
