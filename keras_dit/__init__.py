@@ -34,6 +34,9 @@ def _default_backend():
 _default_backend()
 
 from keras_dit import backend
+
+backend.tune_xla_cpu()
+
 from keras_dit import layers
 from keras_dit import conditioning
 from keras_dit import models

@@ -44,3 +44,54 @@ def test_every_transformer_block_calls_the_barrier(monkeypatch):
     transformer_block.TransformerBlock(8, 2)(tokens)
     mmdit_block.MMDiTBlock(8, 2, mlp_hidden_size=16)(tokens, tokens, c)
     assert [name.rsplit(".", 1)[-1] for name in dict.fromkeys(calls)] == ["dit_block", "transformer_block", "mmdit_block"]
+
+
+@pytest.mark.parametrize(
+    "before, opt_out, after",
+    [
+        ("", None, kd.backend.XLA_CPU_FLAGS),
+        ("--xla_dump_to=/tmp/x", None, "--xla_dump_to=/tmp/x " + kd.backend.XLA_CPU_FLAGS),
+        ("--xla_cpu_experimental_ynn_fusion_type=dot", None, "--xla_cpu_experimental_ynn_fusion_type=dot"),
+        ("", "0", ""),
+    ],
+    ids=["added", "appended", "user-choice-kept", "opted-out"],
+)
+def test_tune_xla_cpu_adds_the_flag_only_where_asked(monkeypatch, before, opt_out, after):
+    monkeypatch.setattr(kd.backend, "name", lambda: "jax")
+    monkeypatch.setenv("XLA_FLAGS", before)
+    if opt_out is None:
+        monkeypatch.delenv("KERAS_DIT_TUNE_XLA_CPU", raising=False)
+    else:
+        monkeypatch.setenv("KERAS_DIT_TUNE_XLA_CPU", opt_out)
+    kd.backend.tune_xla_cpu()
+    assert __import__("os").environ["XLA_FLAGS"] == after
+
+
+def test_tune_xla_cpu_leaves_other_backends_alone(monkeypatch):
+    monkeypatch.setattr(kd.backend, "name", lambda: "tensorflow")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    kd.backend.tune_xla_cpu()
+    assert __import__("os").environ["XLA_FLAGS"] == ""
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="an XLA:CPU flag of JAX")
+def test_import_keras_dit_takes_effect_on_jax_matrix_multiplies():
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.ones((64, 64))
+    compiled = jax.jit(lambda x, y: x @ y).lower(a, a).compile().as_text()
+    assert "ynn" not in compiled.lower(), "import keras_dit came after JAX created its CPU client"
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="PyTorch runs eagerly (jit_compile is off there)")
+def test_sampling_follows_the_models_jit_compile_and_agrees_without_it():
+    backbone = kd.models.DiT(input_size=4, patch_size=2, in_channels=2, hidden_size=16, depth=2, num_heads=2,
+                             num_classes=3, seed=0)
+    latents = {}
+    for jit_compile in (True, False):
+        model = kd.tasks.DiffusionModel(backbone, kd.diffusion.GaussianDiffusion())
+        model.compile(optimizer="adam", jit_compile=jit_compile)
+        assert model.jit_compile is jit_compile
+        latents[jit_compile] = model.generate([0, 2], num_steps=3, guidance_scale=2.0, seed=0, return_latents=True)
+    assert_close(latents[True], latents[False], atol=1e-5, what="XLA-compiled vs plain sampling")

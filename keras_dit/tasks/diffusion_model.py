@@ -268,12 +268,13 @@ class DiffusionModel(keras.Model):
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
 
     def _predict(self, x, t, condition):
-        """One compiled backbone forward (compiled once per input shape, see ``compiled_inference``)."""
+        """One compiled backbone forward (compiled once per input shape, see ``compiled_inference``; with XLA on
+        TensorFlow when the model compiles its training step with XLA: ``compile(jit_compile=...)``)."""
         inputs = {"x": ops.convert_to_tensor(x), "t": self.objective.model_time(t)}
         if condition is not None:
             inputs["condition"] = ops.convert_to_tensor(condition)
         if getattr(self, "_compiled_backbone", None) is None:
-            self._compiled_backbone = compiled_inference(self.backbone)
+            self._compiled_backbone = compiled_inference(self.backbone, jit_compile=self.jit_compile)
         return self._compiled_backbone(inputs)
 
     def _sampling_conditions(self, condition, negative_condition, guidance_scale, num_images):
