@@ -58,9 +58,7 @@ def _resume(checkpoint, fresh, steps_per_epoch, dataset):
     loaded = builders.load_diffusion_model(checkpoint)
     builders.check_same_model(loaded, fresh, checkpoint)
     initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // steps_per_epoch
-    if hasattr(dataset, "order"):
-        dataset.epoch = initial_epoch
-        dataset._order = dataset.order(initial_epoch)
+    dataset.set_epoch(initial_epoch)
     return loaded, initial_epoch
 
 

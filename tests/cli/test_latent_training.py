@@ -12,6 +12,7 @@ from keras_dit.cli.builders import load_vae, read_condition_info
 from keras_dit.cli.commands import sample_conditions
 from keras_dit.cli.config import load_config
 from keras_dit.cli.main import run
+from keras_dit.data.latent_cache import LatentDataset
 from keras_dit.training_callbacks import generate_images, image_grid
 from tests.cli.test_config import run_error
 from tests.cli.test_latent_pipeline import SIZE, latent_argv
@@ -52,3 +53,37 @@ def test_missing_vae_stops_training_before_any_work(cache_dir, tmp_path, capsys)
     line = run_error(capsys, ["train", *train_argv(cache_dir, out, "--set", f"model.autoencoder={tmp_path}/no.keras")])
     assert "does not exist" in line and "no.keras" in line
     assert not out.exists(), "nothing is written before the VAE is found"
+
+
+def test_resume_continues_in_the_order_of_an_uninterrupted_run(cache_dir, tmp_path, monkeypatch):
+    epochs = [[]]  # the cache's batches, one list per pass (Keras' own passes before training included)
+    real_getitem, real_epoch_end = LatentDataset.__getitem__, LatentDataset.on_epoch_end
+
+    def getitem(self, index):
+        batch = real_getitem(self, index)
+        epochs[-1].append(batch["latents"])
+        return batch
+
+    def epoch_end(self):
+        real_epoch_end(self)
+        epochs.append([])
+
+    monkeypatch.setattr(LatentDataset, "__getitem__", getitem)
+    monkeypatch.setattr(LatentDataset, "on_epoch_end", epoch_end)
+
+    def passes(*argv):
+        """Train; the batches of each pass over the cache, the last epoch trained last."""
+        epochs[:] = [[]]
+        run(["train", *argv, "--set", "train.sample_every=0"])
+        return [batches for batches in epochs if batches]
+
+    *_, first, uninterrupted = passes(*train_argv(cache_dir, str(tmp_path / "whole"), "--set", "train.epochs=2"))
+    assert len(first) == len(uninterrupted) == 2
+    assert not np.array_equal(first[0], uninterrupted[0]), "each epoch has its own order"
+    split = str(tmp_path / "split")
+    passes(*train_argv(cache_dir, split, "--set", "train.epochs=1"))
+    resumed = passes("--resume", *train_argv(cache_dir, split, "--set", "train.epochs=2"))[-1]
+    assert len(resumed) == len(uninterrupted)
+    for got, expected in zip(resumed, uninterrupted):
+        np.testing.assert_array_equal(got, expected, err_msg="the resumed epoch's batches differ from the "
+                                                             "uninterrupted run's")
