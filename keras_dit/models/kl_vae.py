@@ -223,11 +223,14 @@ class KLVAE(keras.Model):
         return self.decode(self.encode(images, training).mean, training)
 
     def _factors(self, latents):
-        """``latents`` as a tensor, and (scale, shift) as tensors of its dtype (1 and 0 where unset)."""
+        """``latents`` and (scale, shift) as tensors of one dtype, float32 at least (1 and 0 where unset), so
+        low-precision latents are not scaled by a rounded factor and any backend's tensors (torch's that require
+        grad too) go through."""
         latents = ops.convert_to_tensor(latents)
+        dtype = keras.backend.result_type(latents.dtype, "float32")
         scale = 1.0 if self.scale_factor is None else self.scale_factor
         shift = 0.0 if self.shift_factor is None else self.shift_factor
-        return latents, ops.convert_to_tensor(scale, latents.dtype), ops.convert_to_tensor(shift, latents.dtype)
+        return ops.cast(latents, dtype), ops.convert_to_tensor(scale, dtype), ops.convert_to_tensor(shift, dtype)
 
     def scale_latents(self, latents):
         """Encoder latents -> diffusion latents: ``(z - shift_factor) * scale_factor``."""

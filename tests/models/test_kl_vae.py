@@ -79,6 +79,17 @@ def test_scaling_is_differentiable(vae):
     assert_close(gradient(vae.scale_latents, z), np.ones_like(z), atol=0, what="no factors: identity gradient")
 
 
+def test_low_precision_latents_use_float32_factors(vae):
+    z = np.random.default_rng(3).standard_normal((1, 2, 2, 4)).astype("float16")
+    try:
+        vae.scale_factor = 0.18215  # not a float16 number: a rounded factor would be off by ~1e-4 relative
+        scaled = to_numpy(vae.scale_latents(keras.ops.convert_to_tensor(z)))
+    finally:
+        vae.scale_factor = None
+    assert scaled.dtype == np.float32
+    assert_close(scaled, z.astype("float32") * np.float32(0.18215), atol=1e-7, what="float16 latents scaled")
+
+
 def test_serialization_keeps_factors(tmp_path):
     vae = kd.models.KLVAE.from_preset("kl-f4-tiny", mid_attention=True)
     vae.scale_factor, vae.shift_factor = 0.3, [0.1, 0.2, 0.3, 0.4]
