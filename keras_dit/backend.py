@@ -118,3 +118,28 @@ def materialized(x):
 
     first = jax.lax.stop_gradient(jnp.ravel(x)[0])
     return x / jnp.sign(jnp.abs(first) + 1)
+
+
+def tensorflow_devices():
+    """Names of TensorFlow's logical GPUs, or of its logical CPUs where there is none (several CPUs come from
+    ``tf.config.set_logical_device_configuration``): the devices a ``MirroredStrategy`` can mirror over."""
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+
+
+def mirrored_strategy(device_names):
+    """A ``tf.distribute.MirroredStrategy`` over ``device_names`` (see ``tensorflow_devices``)."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices=list(device_names))
+
+
+def replicas_in_sync():
+    """How many replicas the current ``tf.distribute`` strategy runs in sync: 1 outside one, and on JAX and
+    PyTorch (whose multi-device training, ``keras.distribution``, computes one global loss)."""
+    if name() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync

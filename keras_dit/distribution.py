@@ -11,6 +11,8 @@ import re
 
 import keras
 
+from keras_dit import backend
+
 DISTRIBUTIONS = ("data_parallel", "model_parallel")
 SCOPES = ("none",) + DISTRIBUTIONS
 
@@ -76,11 +78,7 @@ def _selected(devices, count, what):
 def mirrored_strategy(devices=None):
     """A ``tf.distribute.MirroredStrategy`` over the first ``devices`` GPUs (all for ``None``), or over the
     logical CPU devices where there is no GPU (see ``tf.config.set_logical_device_configuration``)."""
-    import tensorflow as tf
-
-    found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    names = _selected([device.name for device in found], devices, "TensorFlow devices")
-    return tf.distribute.MirroredStrategy(devices=names)
+    return backend.mirrored_strategy(_selected(backend.tensorflow_devices(), devices, "TensorFlow devices"))
 
 
 def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None):
@@ -99,12 +97,12 @@ def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None)
         raise ValueError(f"Unknown distribution type {kind!r}; choose one of {', '.join(SCOPES)}.")
     if kind == "none":
         return contextlib.nullcontext()
-    backend = keras.backend.backend()
-    if backend == "jax":
+    current = backend.name()
+    if current == "jax":
         selected = _selected(keras.distribution.list_devices(), devices, "JAX devices")
         replicas = len(selected) // (model_axis if kind == "model_parallel" else 1)
         scope = make_distribution(kind, selected, model_parallel_size=model_axis).scope()
-    elif backend == "tensorflow":
+    elif current == "tensorflow":
         if kind != "data_parallel":
             raise ValueError(
                 f"distribution type {kind!r} is not supported on the TensorFlow backend, which trains on several "
@@ -116,7 +114,7 @@ def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None)
         scope = strategy.scope()
     else:
         raise ValueError(
-            f"multi-device training (distribution type {kind!r}) is not supported on the {backend} backend; "
+            f"multi-device training (distribution type {kind!r}) is not supported on the {current} backend; "
             "use KERAS_BACKEND=jax (keras.distribution) or tensorflow (MirroredStrategy), or distribution type none."
         )
     if batch_size is not None and batch_size % replicas:
@@ -134,9 +132,5 @@ def scale_loss_for_replicas(loss):
     per-example losses (rather than through a ``keras.losses.Loss``, which does this) divides by the replica
     count to train as on one device; Keras' TensorFlow trainer multiplies the logged loss back.
     """
-    if keras.backend.backend() != "tensorflow":
-        return loss
-    import tensorflow as tf
-
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    replicas = backend.replicas_in_sync()
     return loss / replicas if replicas > 1 else loss

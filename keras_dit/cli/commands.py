@@ -12,8 +12,9 @@ from PIL import Image
 
 from keras_dit.cli import builders
 from keras_dit.cli.config import to_yaml
-from keras_dit.data.images import to_uint8
-from keras_dit.training_callbacks import AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, image_grid
+from keras_dit.training_callbacks import (
+    AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, generate_images, image_grid,
+)
 
 
 def _say(message):
@@ -57,23 +58,24 @@ def _resume(checkpoint, fresh, steps_per_epoch, dataset):
     loaded = builders.load_diffusion_model(checkpoint)
     builders.check_same_model(loaded, fresh, checkpoint)
     initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // steps_per_epoch
-    if hasattr(dataset, "order"):
-        dataset.epoch = initial_epoch
-        dataset._order = dataset.order(initial_epoch)
+    dataset.set_epoch(initial_epoch)
     return loaded, initial_epoch
 
 
 def _training_data(config):
-    """(fit-ready data, the image data set it comes from)."""
+    """(fit-ready data, the image data set it comes from, the VAE that decodes the model's latents or None).
+
+    Training on a latent cache needs the VAE the cache was written with (``model.autoencoder``): it checks the
+    cache and decodes the sample grids, so a missing VAE file stops the run here, before any work."""
     dataset = builders.build_data(config)
     if not config["data.latent_cache"]:
-        return dataset, dataset
+        return dataset, dataset, None
     from keras_dit.data.latent_cache import read_latent_cache
 
     vae = builders.load_vae(config["model.autoencoder"])
     cache = read_latent_cache(config["data.latent_cache"], vae=vae, batch_size=config["data.batch_size"],
                               seed=config["seed"])
-    return cache, dataset
+    return cache, dataset, vae
 
 
 def sample_conditions(config, info, dataset=None):
@@ -119,18 +121,14 @@ def _generate(model, config, conditions):
         kwargs["num_images"] = config["sample.num_images"]
     else:
         kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
-    if model.autoencoder is not None or not config["model.autoencoder"]:
-        return model.generate(**kwargs)
-    vae = builders.load_vae(config["model.autoencoder"])
-    latents = model.generate(return_latents=True, **kwargs)
-    images = keras.ops.convert_to_numpy(vae.decode(vae.unscale_latents(latents)))
-    return to_uint8(np.clip(images, -1.0, 1.0))
+    needs_vae = model.autoencoder is None and config["model.autoencoder"]
+    return generate_images(model, builders.load_vae(config["model.autoencoder"]) if needs_vae else None, **kwargs)
 
 
 def train(config, resume=False):
     """Train a DiffusionModel; returns the trained model."""
     checkpoint = os.path.join(config["output_dir"], "model.keras")
-    data, dataset = _training_data(config)
+    data, dataset, vae = _training_data(config)
     info = builders.condition_info(dataset)
     conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
     model = builders.build_model(config, dataset)
@@ -141,9 +139,9 @@ def train(config, resume=False):
         _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
     builders.write_condition_info(config["output_dir"], info)
     grid = None
-    if config["train.sample_every"] > 0 and not config["data.latent_cache"]:
+    if config["train.sample_every"] > 0:
         grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
-                          every=config["train.sample_every"], num_images=len(captions),
+                          every=config["train.sample_every"], num_images=len(captions), autoencoder=vae,
                           num_steps=config["sample.num_steps"], sampler=config["sample.sampler"],
                           **({} if conditions is None else {"guidance_scale": config["sample.guidance_scale"]}))
     if initial_epoch >= config["train.epochs"]:

@@ -20,8 +20,31 @@ from keras_dit.data.images import to_float
 CONDITION_KINDS = (None, "labels", "tags", "params")
 
 
-class BatchedDataset(keras.utils.PyDataset):
-    """Base class: batching, the seeded per-epoch order and the ``as_numpy`` helper.
+class EpochOrder:
+    """Mixin of the data sets: the example order of each epoch, a permutation drawn from ``(seed, epoch)``.
+
+    Two runs with the same seed see the same batches, and a resumed run (``set_epoch``) the ones an
+    uninterrupted run would have seen. The class sets ``num_examples``, ``shuffle`` and ``seed`` (an int), then
+    calls ``set_epoch(0)``.
+    """
+
+    def order(self, epoch):
+        """The example indices of ``epoch`` in the order they are batched."""
+        if not self.shuffle:
+            return np.arange(self.num_examples)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def set_epoch(self, epoch):
+        """Continue at ``epoch``: its order from now on, then the next epochs' in turn."""
+        self.epoch = int(epoch)
+        self._order = self.order(self.epoch)
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
+
+class BatchedDataset(EpochOrder, keras.utils.PyDataset):
+    """Base class: batching, the seeded per-epoch order (``EpochOrder``) and the ``as_numpy`` helper.
 
     Subclasses implement ``_load(indices, epoch)`` -> (images (B, H, W, C) float32, indices actually used)
     and set ``self.condition_kind``; they may override ``_condition(indices)``.
@@ -52,14 +75,7 @@ class BatchedDataset(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.drop_remainder = drop_remainder
-        self.epoch = 0
-        self._order = self.order(0)
-
-    def order(self, epoch):
-        """The example indices of ``epoch`` in the order they are batched."""
-        if not self.shuffle:
-            return np.arange(self.num_examples)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        self.set_epoch(0)
 
     def __len__(self):
         if self.drop_remainder:
@@ -74,10 +90,6 @@ class BatchedDataset(keras.utils.PyDataset):
         if self.condition_kind is None:
             return images
         return images, self._condition(indices)
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self.order(self.epoch)
 
     def as_numpy(self):
         """All examples in stored order: images (N, H, W, C) float32, or ``(images, condition)``.

@@ -24,6 +24,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_dit.data.dataset import EpochOrder
 from keras_dit.models.kl_vae import DiagonalGaussian, plain_factor
 
 FORMAT = "keras_dit.latent_cache"
@@ -185,28 +186,30 @@ def _atomic_savez(path, arrays):
         raise
 
 
-class LatentDataset(keras.utils.PyDataset):
+class LatentDataset(EpochOrder, keras.utils.PyDataset):
     """Cached latents as a ``keras.utils.PyDataset`` that feeds ``DiffusionModel.fit``.
 
     Batches are dicts whose ``"latents"`` key marks them as diffusion latents, already encoded and scaled, so
     the model never has to tell them from images by their shape. The other entries keep the original batches'
     meaning: ``(images, condition, sample_weight)`` tuples give ``{"latents", "condition", "sample_weight"}``,
     dict batches keep their keys (the image key becomes ``"latents"``), bare images give ``{"latents"}``.
-    ``.latents``, ``.fields`` and ``.metadata`` give the whole cache (for other models, say).
+    ``.latents``, ``.fields`` and ``.metadata`` give the whole cache (for other models, say). The order of
+    each epoch is drawn from ``(seed, epoch)`` (``EpochOrder``; ``seed=None`` draws a seed), so a resumed run
+    continues in the order of an uninterrupted one (``set_epoch``).
     """
 
     def __init__(self, latents, fields, metadata, batch_size=32, shuffle=True, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.latents, self.fields, self.metadata = latents, fields, metadata
         self.batch_size = batch_size
+        self.num_examples = len(latents)
         self.shuffle = shuffle
-        self._rng = np.random.default_rng(seed)
-        self._order = np.arange(len(latents))
+        self.seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
         structure = metadata["structure"]
         tuple_names = dict(zip(("1", "2"), ("condition", "sample_weight")))
         self._keys = {name: tuple_names.get(name, f"field_{name}") if structure["kind"] == "tuple" else name
                       for name in structure["fields"]}
-        self.on_epoch_end()
+        self.set_epoch(0)
 
     def __len__(self):
         return math.ceil(len(self.latents) / self.batch_size)
@@ -216,10 +219,6 @@ class LatentDataset(keras.utils.PyDataset):
             raise IndexError(f"Batch {index} out of range: this cache has {len(self)} batches.")
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         return {"latents": self.latents[rows], **{key: self.fields[name][rows] for name, key in self._keys.items()}}
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self._rng.shuffle(self._order)
 
 
 def _load(path):

@@ -8,9 +8,11 @@ Gaussian diffusion, t in [0, 1] (1 = noise) for flows. Samplers read the same ob
 
 from keras import ops
 
+from keras_dit.diffusion.configurable import Configurable
 
-class Objective:
-    """Base class: Keras-serializable configuration plus the helpers both objectives use."""
+
+class Objective(Configurable):
+    """Base class: Keras-serializable configuration (``Configurable``) plus the helpers the objectives use."""
 
     learn_sigma = False
 
@@ -21,17 +23,6 @@ class Objective:
     def model_time(self, t):
         """What the backbone is fed as time for native time ``t``."""
         return t
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def per_sample_mean(x):

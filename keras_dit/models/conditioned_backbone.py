@@ -1,4 +1,4 @@
-"""Shared plumbing of the image backbones that host a conditioner (U-ViT, ReiMei): inputs, checks, config."""
+"""Shared plumbing of the image backbones that host a conditioner (DiT, U-ViT, ReiMei): inputs, checks, config."""
 
 import keras
 import numpy as np
@@ -58,6 +58,8 @@ class ConditionedBackbone(Backbone):
         return null.item() if null.ndim == 0 else null
 
     def check_inputs(self, inputs):
+        """Validate the keys, ``x`` (B, input_size, input_size, in_channels) and ``t`` (B,) (a scalar is broadcast),
+        then the condition (``check_condition``)."""
         name = type(self).__name__
         unknown = set(inputs) - {"x", "t", "condition"}
         if unknown:
@@ -66,9 +68,16 @@ class ConditionedBackbone(Backbone):
             raise ValueError(f"{name} inputs need 'x' (B, H, W, C) and 't' (B,).")
         x = inputs["x"]
         expected = (self.input_size, self.input_size, self.in_channels)
-        if len(x.shape) != 4 or tuple(x.shape[1:]) != expected:
+        if len(x.shape) != 4:
+            raise ValueError(f"{name} input 'x' must have rank 4 (B, H, W, C), got shape {tuple(x.shape)}.")
+        if tuple(x.shape[1:]) != expected:
+            h, w = x.shape[1:3]
+            patch = getattr(self, "patch_size", None)
+            hint = ""
+            if patch and h is not None and w is not None and (h % patch or w % patch):
+                hint = f" ({h}x{w} is not divisible by patch_size={patch})"
             raise ValueError(
-                f"{name} input 'x' has shape {tuple(x.shape)}; this model was built for (B, *{expected}). "
+                f"{name} input 'x' has shape {tuple(x.shape)}{hint}; this model was built for (B, *{expected}). "
                 "Resize the inputs or build the model with matching input_size / in_channels."
             )
         batch = x.shape[0]
@@ -78,6 +87,12 @@ class ConditionedBackbone(Backbone):
             inputs["t"] = t = full((x.shape[0] if isinstance(x, np.ndarray) else ops.shape(x)[0],), t, "float32")
         if len(t.shape) != 1 or (batch is not None and t.shape[0] not in (None, batch)):
             raise ValueError(f"{name} input 't' must have shape ({batch},), got {tuple(t.shape)}.")
+        return self.check_condition(inputs, batch)
+
+    def check_condition(self, inputs, batch):
+        """Validate ``inputs["condition"]`` for a batch of ``batch`` (``None`` if unknown) and prepare it with the
+        conditioner; an unconditional model drops the key. Returns ``inputs``."""
+        name = type(self).__name__
         condition = inputs.get("condition")
         if self.conditioner is None:
             if condition is not None:

@@ -7,7 +7,6 @@ adaLN-Zero blocks, a modulated final layer and unpatchify.
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_dit.backend import concrete_value
 from keras_dit.conditioning.class_labels import ClassLabelEmbedding
@@ -17,7 +16,7 @@ from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding
 from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
-from keras_dit.models.backbone import Backbone
+from keras_dit.models.conditioned_backbone import ConditionedBackbone
 
 # The paper's 12 configurations: (depth, hidden_size, num_heads) per size, times patch sizes 2, 4, 8. Like the
 # reference, presets are ImageNet-256 latent models: 32 x 32 x 4 inputs, 1000 classes, learned sigma.
@@ -36,7 +35,7 @@ DIT_PRESETS = {
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
-class DiT(Backbone):
+class DiT(ConditionedBackbone):
     """Diffusion Transformer backbone.
 
     Args:
@@ -136,19 +135,13 @@ class DiT(Backbone):
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.label_embedding = label_embedding
-        self.conditioner = cond_layer
-        self._init_args = dict(
+        self._finish(cond_layer, dict(
             input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
             num_classes=num_classes, class_dropout_prob=class_dropout_prob,
             timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
-            seed=seed, remat=remat,
-        )
-        if cond_layer is not None:
-            self._init_args["conditioner"] = keras.saving.serialize_keras_object(cond_layer)
-        for key, value in self._init_args.items():
-            if key != "conditioner":
-                setattr(self, key, value)
+            seed=seed, remat=remat, **({} if cond_layer is None else {"conditioner": cond_layer}),
+        ))
         self.out_channels = out_channels
 
     @property
@@ -157,10 +150,9 @@ class DiT(Backbone):
 
         With a ``conditioner``, one sample's raw null condition (e.g. an all-zero multi-hot vector).
         """
-        if self.conditioner is not None:
-            null = self.conditioner.null_condition(1)[0]
-            return null.item() if null.ndim == 0 else null
-        return self.label_embedding.null_label if self.label_embedding is not None else None
+        if self.label_embedding is None:
+            return super().null_condition
+        return self.label_embedding.null_label
 
     @property
     def condition_embedding(self):
@@ -173,45 +165,12 @@ class DiT(Backbone):
             return None
         return np.full((batch_size,), self.null_condition, dtype="int32")
 
-    def check_inputs(self, inputs):
-        unknown = set(inputs) - {"x", "t", "condition"}
-        if unknown:
-            raise ValueError(f"Unknown DiT input keys {sorted(unknown)}; expected 'x', 't' and 'condition'.")
-        if "x" not in inputs or "t" not in inputs:
-            raise ValueError("DiT inputs need 'x' (B, H, W, C) and 't' (B,).")
-        x = inputs["x"]
-        expected = (self.input_size, self.input_size, self.in_channels)
-        if len(x.shape) != 4:
-            raise ValueError(f"DiT input 'x' must have rank 4 (B, H, W, C), got shape {tuple(x.shape)}.")
-        if tuple(x.shape[1:]) != expected:
-            h, w = x.shape[1:3]
-            hint = ""
-            if h is not None and (h % self.patch_size or w % self.patch_size):
-                hint = f" ({h}x{w} is not divisible by patch_size={self.patch_size})"
-            raise ValueError(
-                f"DiT input 'x' has shape {tuple(x.shape)}{hint}; this model was built for (B, *{expected}). "
-                "Resize the inputs or build the model with matching input_size / in_channels."
-            )
-        batch = x.shape[0]
-        t = inputs["t"]
-        if len(getattr(t, "shape", ())) == 0:
-            inputs["t"] = t = ops.full((ops.shape(x)[0],), t, dtype="float32")
-        if len(t.shape) != 1 or (batch is not None and t.shape[0] not in (None, batch)):
-            raise ValueError(f"DiT input 't' must have shape ({batch},), got {tuple(t.shape)}.")
+    def check_condition(self, inputs, batch):
+        """DiT's own label table takes (B,) integer labels in [0, num_classes] (num_classes is the null class);
+        a ``conditioner`` checks its conditions itself."""
+        if self.conditioner is not None or self.num_classes is None:
+            return super().check_condition(inputs, batch)
         condition = inputs.get("condition")
-        if self.conditioner is not None:
-            if condition is None:
-                raise ValueError(
-                    f"This DiT is conditional ({type(self.conditioner).__name__}); pass 'condition' "
-                    "(the conditioner's null_condition for an unconditional sample)."
-                )
-            inputs["condition"] = self.conditioner.prepare(condition, batch)
-            return inputs
-        if self.num_classes is None:
-            if condition is not None:
-                raise ValueError("This DiT is unconditional (num_classes=None) but got a 'condition'.")
-            inputs.pop("condition", None)
-            return inputs
         if condition is None:
             raise ValueError(
                 f"This DiT is class-conditional (num_classes={self.num_classes}); pass 'condition' labels "

@@ -222,19 +222,24 @@ class KLVAE(keras.Model):
     def call(self, images, training=False):
         return self.decode(self.encode(images, training).mean, training)
 
-    def _factors(self):
+    def _factors(self, latents):
+        """``latents`` and (scale, shift) as tensors of one dtype, float32 at least (1 and 0 where unset), so
+        low-precision latents are not scaled by a rounded factor and any backend's tensors (torch's that require
+        grad too) go through."""
+        latents = ops.convert_to_tensor(latents)
+        dtype = keras.backend.result_type(latents.dtype, "float32")
         scale = 1.0 if self.scale_factor is None else self.scale_factor
         shift = 0.0 if self.shift_factor is None else self.shift_factor
-        return np.asarray(scale, "float32"), np.asarray(shift, "float32")
+        return ops.cast(latents, dtype), ops.convert_to_tensor(scale, dtype), ops.convert_to_tensor(shift, dtype)
 
     def scale_latents(self, latents):
         """Encoder latents -> diffusion latents: ``(z - shift_factor) * scale_factor``."""
-        scale, shift = self._factors()
+        latents, scale, shift = self._factors(latents)
         return (latents - shift) * scale
 
     def unscale_latents(self, latents):
         """Diffusion latents -> encoder latents (what ``decode`` takes): ``z / scale_factor + shift_factor``."""
-        scale, shift = self._factors()
+        latents, scale, shift = self._factors(latents)
         return latents / scale + shift
 
     def get_config(self):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
+from tests.diffusion.test_gaussian import gradient
 from tests.helpers import assert_close, run_serialization_test, to_numpy
 
 
@@ -62,6 +63,31 @@ def test_scale_and_shift(vae):
     finally:
         vae.scale_factor = vae.shift_factor = None
     assert_close(vae.scale_latents(z), z, atol=0), "no factors: identity"
+
+
+def test_scaling_is_differentiable(vae):
+    """Gradients flow through (un)scaling: a tensor being differentiated (torch: requires_grad) goes through."""
+    z = np.random.default_rng(2).standard_normal((2, 4, 4, 4)).astype("float32")
+    scale = np.array([0.5, 1.0, 2.0, 4.0], "float32")
+    try:
+        vae.scale_factor, vae.shift_factor = scale.tolist(), 0.25
+        assert_close(gradient(vae.scale_latents, z), np.broadcast_to(scale, z.shape), atol=1e-6, what="d scaled / dz")
+        assert_close(gradient(vae.unscale_latents, z), np.broadcast_to(1 / scale, z.shape), atol=1e-6,
+                     what="d unscaled / dz")
+    finally:
+        vae.scale_factor = vae.shift_factor = None
+    assert_close(gradient(vae.scale_latents, z), np.ones_like(z), atol=0, what="no factors: identity gradient")
+
+
+def test_low_precision_latents_use_float32_factors(vae):
+    z = np.random.default_rng(3).standard_normal((1, 2, 2, 4)).astype("float16")
+    try:
+        vae.scale_factor = 0.18215  # not a float16 number: a rounded factor would be off by ~1e-4 relative
+        scaled = to_numpy(vae.scale_latents(keras.ops.convert_to_tensor(z)))
+    finally:
+        vae.scale_factor = None
+    assert scaled.dtype == np.float32
+    assert_close(scaled, z.astype("float32") * np.float32(0.18215), atol=1e-7, what="float16 latents scaled")
 
 
 def test_serialization_keeps_factors(tmp_path):

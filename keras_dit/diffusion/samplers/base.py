@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dit.diffusion.configurable import Configurable
 from keras_dit.diffusion.flow import RectifiedFlow, shift_time
 from keras_dit.diffusion.gaussian import GaussianDiffusion
 from keras_dit.diffusion.schedules import check_choice
@@ -50,8 +51,9 @@ def make_seed_generator(seed):
     raise ValueError(f"seed must be an int, a keras.random.SeedGenerator or None, got {type(seed).__name__}.")
 
 
-class Sampler:
-    """Base class. Subclasses set ``objective_type`` and implement ``_sample``.
+class Sampler(Configurable):
+    """Base class (``from_config`` / ``repr`` from ``Configurable``). Subclasses set ``objective_type`` and
+    implement ``_sample``.
 
     ``noise_like(x, seed_generator)`` draws every random normal a stochastic sampler adds; tests override it to
     feed the exact noise a reference implementation uses.
@@ -121,14 +123,6 @@ class Sampler:
 
     def get_config(self):
         return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class GaussianSampler(Sampler):
