@@ -3,9 +3,11 @@
     python benchmarks/dit_speed.py                               # DiT-S/2 on 32x32x4 latents, float32
     python benchmarks/dit_speed.py --config pixel --backends jax torch
     python benchmarks/dit_speed.py --precision bfloat16
+    KERAS_DIT_TUNE_XLA_CPU=0 python benchmarks/dit_speed.py --backends jax     # without keras_dit's XLA:CPU flag
 
 Every run is a fresh subprocess (one Keras backend per process, and its own peak memory): keras_dit on each
-backend, and the peer, diffusers' ``DiTTransformer2DModel`` on PyTorch with the same configuration, batch,
+backend (``tensorflow-xla``: TensorFlow with ``compile(jit_compile=True)``, which Keras leaves off on a CPU-only
+machine), and the peer, diffusers' ``DiTTransformer2DModel`` on PyTorch with the same configuration, batch,
 precision and thread count. A training step is forward + backward + AdamW on an epsilon-prediction MSE loss
 (``learn_sigma`` off on both sides); sampling is 50 DDIM steps with classifier-free guidance (conditional and
 unconditional halves in one batched forward). Each process also times a 2048^2 matmul in its framework; the
@@ -83,7 +85,7 @@ def keras_worker(args):
     config = CONFIGS[args.config]
     backbone = kd.models.DiT(**config, num_classes=NUM_CLASSES, learn_sigma=False)
     model = kd.tasks.DiffusionModel(backbone, kd.diffusion.GaussianDiffusion(), seed=0)
-    model.compile(optimizer=keras.optimizers.AdamW(1e-4))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=True if args.xla else "auto")
     rng = np.random.default_rng(0)
     size, channels = config["input_size"], config["in_channels"]
     x = rng.standard_normal((args.batch, size, size, channels)).astype("float32")
@@ -102,7 +104,8 @@ def keras_worker(args):
     sample(2)  # compiles the forward
     sample_seconds = timed(lambda: sample(args.sample_steps), 1)
     return dict(
-        name=f"keras_dit[{backend}]", gemm_gflops=gemm, setup_mib=setup_memory, peak_mib=peak_memory_mib(),
+        name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", gemm_gflops=gemm, setup_mib=setup_memory,
+        peak_mib=peak_memory_mib(),
         train_img_s=args.batch / train_seconds, sample_img_s=args.sample_batch / sample_seconds,
     )
 
@@ -175,8 +178,9 @@ def diffusers_worker(args):
 
 
 def run_worker(kind, backend, argv):
-    return run_child(__file__, [*argv, "--worker", kind], f"the {kind} worker on {backend}",
-                     KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    xla = ["--xla"] if backend == "tensorflow-xla" else []
+    return run_child(__file__, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
+                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
 
 
 def report(args, runs):
@@ -205,7 +209,8 @@ def report(args, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="dit-s2")
-    parser.add_argument("--backends", nargs="+", default=["jax", "tensorflow", "torch"])
+    parser.add_argument("--backends", nargs="+", choices=["jax", "tensorflow", "tensorflow-xla", "torch"],
+                        default=["jax", "tensorflow", "tensorflow-xla", "torch"])
     parser.add_argument("--precision", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--batch", type=int, default=8, help="training batch")
     parser.add_argument("--train-steps", type=int, default=10, help="timed training steps")
@@ -213,6 +218,7 @@ def main():
     parser.add_argument("--sample-batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--sample-steps", type=int, default=50)
     parser.add_argument("--worker", choices=["keras", "diffusers"], help=argparse.SUPPRESS)
+    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps((keras_worker if args.worker == "keras" else diffusers_worker)(args)))

@@ -78,3 +78,24 @@ def nhwc_to_nchw(x):
 
 def nchw_to_nhwc(x):
     return np.transpose(to_numpy(x), (0, 2, 3, 1))
+
+
+def gradient(fn, x):
+    """d sum(fn(x)) / dx with the backend's autodiff."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.grad(lambda v: fn(v).sum())(x)
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(fn(x))
+        return tape.gradient(y, x)
+    import torch
+
+    x = torch.tensor(x, requires_grad=True)
+    fn(x).sum().backward()
+    return x.grad

@@ -7,7 +7,7 @@ from keras import ops
 
 import keras_dit as kd
 from tests.diffusion.reference import dit_training_loss
-from tests.helpers import BACKEND, assert_close, to_numpy, to_torch
+from tests.helpers import assert_close, gradient, to_numpy, to_torch
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -77,27 +77,6 @@ def test_hybrid_loss_matches_dit(prediction, schedule):
     ours = objective.loss(output, x0, noise, T_VALUES, x_t)
     expected = dit_training_loss(output, x0, noise, T_VALUES, objective.betas, prediction)
     assert_close(ours, expected, atol=1e-4, rtol=1e-4, what="hybrid loss")
-
-
-def gradient(fn, x):
-    """d sum(fn(x)) / dx with the backend's autodiff."""
-    if BACKEND == "jax":
-        import jax
-
-        return jax.grad(lambda v: fn(v).sum())(x)
-    if BACKEND == "tensorflow":
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = tf.reduce_sum(fn(x))
-        return tape.gradient(y, x)
-    import torch
-
-    x = torch.tensor(x, requires_grad=True)
-    fn(x).sum().backward()
-    return x.grad
 
 
 def test_hybrid_loss_stops_the_mean_gradient():

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.diffusion.test_gaussian import gradient
-from tests.helpers import assert_close, run_serialization_test, to_numpy
+from tests.helpers import assert_close, gradient, run_serialization_test, to_numpy
 
 
 @pytest.fixture(scope="module")
