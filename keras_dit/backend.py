@@ -22,7 +22,7 @@ XLA_CPU_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=-individual_dot"
 def tune_xla_cpu():
     """Add ``XLA_CPU_FLAGS`` to ``XLA_FLAGS`` for JAX, unless the user set that flag or opted out.
 
-    Measured by ``benchmarks/dit_speed.py`` on a 2-core AVX-512 CPU: DiT-S/2 training x1.25, forward x1.22. The
+    Measured with ``benchmarks/dit_speed.py`` on a 2-core AVX-512 CPU: DiT-S/2 sampling x1.24, training x1.09-1.25. The
     flag only touches XLA:CPU (GPU and TPU compile the same as before) and only takes effect if JAX has not
     created its CPU client yet, which is why ``import keras_dit`` calls this. ``KERAS_DIT_TUNE_XLA_CPU=0``
     leaves ``XLA_FLAGS`` alone.
