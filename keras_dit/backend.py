@@ -25,13 +25,25 @@ def tune_xla_cpu():
     Measured with ``benchmarks/dit_speed.py`` on a 2-core AVX-512 CPU: DiT-S/2 sampling x1.24, training x1.09-1.25. The
     flag only touches XLA:CPU (GPU and TPU compile the same as before) and only takes effect if JAX has not
     created its CPU client yet, which is why ``import keras_dit`` calls this. ``KERAS_DIT_TUNE_XLA_CPU=0``
-    leaves ``XLA_FLAGS`` alone.
+    leaves ``XLA_FLAGS`` alone. Subprocesses inherit ``XLA_FLAGS``: one running jaxlib < 0.10 (which aborts on
+    this unknown flag) needs it removed from its environment.
     """
     flags = os.environ.get("XLA_FLAGS", "")
-    if name() != "jax" or os.environ.get("KERAS_DIT_TUNE_XLA_CPU", "1") == "0":
+    if name() != "jax" or os.environ.get("KERAS_DIT_TUNE_XLA_CPU", "1") == "0" or not _jaxlib_knows_the_flag():
         return
     if XLA_CPU_FLAGS.split("=")[0] not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAGS}".strip()
+
+
+def _jaxlib_knows_the_flag():
+    """XLA aborts on an unknown flag; jaxlib 0.7 (the numpy<2 one) has no YNNPACK flag, 0.10 has (both tested)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(part) for part in version("jaxlib").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (0, 10)
 
 
 def concrete_value(x):

@@ -58,6 +58,7 @@ def test_every_transformer_block_calls_the_barrier(monkeypatch):
 )
 def test_tune_xla_cpu_adds_the_flag_only_where_asked(monkeypatch, before, opt_out, after):
     monkeypatch.setattr(kd.backend, "name", lambda: "jax")
+    monkeypatch.setattr(kd.backend, "_jaxlib_knows_the_flag", lambda: True)
     monkeypatch.setenv("XLA_FLAGS", before)
     if opt_out is None:
         monkeypatch.delenv("KERAS_DIT_TUNE_XLA_CPU", raising=False)
@@ -67,8 +68,10 @@ def test_tune_xla_cpu_adds_the_flag_only_where_asked(monkeypatch, before, opt_ou
     assert __import__("os").environ["XLA_FLAGS"] == after
 
 
-def test_tune_xla_cpu_leaves_other_backends_alone(monkeypatch):
-    monkeypatch.setattr(kd.backend, "name", lambda: "tensorflow")
+@pytest.mark.parametrize("backend, jaxlib_knows", [("tensorflow", True), ("jax", False)], ids=["tf", "old-jaxlib"])
+def test_tune_xla_cpu_leaves_other_backends_and_old_jaxlib_alone(monkeypatch, backend, jaxlib_knows):
+    monkeypatch.setattr(kd.backend, "name", lambda: backend)
+    monkeypatch.setattr(kd.backend, "_jaxlib_knows_the_flag", lambda: jaxlib_knows)
     monkeypatch.setenv("XLA_FLAGS", "")
     kd.backend.tune_xla_cpu()
     assert __import__("os").environ["XLA_FLAGS"] == ""

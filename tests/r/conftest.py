@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from keras_dit import backend as kd_backend
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 R_PACKAGE = REPO / "r_package"
 VENV = pathlib.Path(os.environ.get("KERAS_DIT_R_VENV", pathlib.Path.home() / ".cache/keras_dit/r-venv"))
@@ -61,6 +63,9 @@ def r_env(r_library):
         PYTHONPATH=str(REPO),
         TF_CPP_MIN_LOG_LEVEL="2",
         CUDA_VISIBLE_DEVICES="",
+        # The virtualenv's jaxlib 0.7 aborts on the XLA:CPU flag that `import keras_dit` set for this process's
+        # jaxlib (backend.tune_xla_cpu); its own import of keras_dit decides for itself.
+        XLA_FLAGS=os.environ.get("XLA_FLAGS", "").replace(kd_backend.XLA_CPU_FLAGS, "").strip(),
     )
     return env
 
