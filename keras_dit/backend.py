@@ -22,15 +22,15 @@ XLA_CPU_FLAGS = "--xla_cpu_experimental_ynn_fusion_type=-individual_dot"
 def tune_xla_cpu():
     """Add ``XLA_CPU_FLAGS`` to ``XLA_FLAGS`` for JAX, unless the user set that flag or opted out.
 
-    Measured with ``benchmarks/dit_speed.py`` on a 2-core AVX-512 CPU: DiT-S/2 sampling x1.24, training x1.09-1.25. The
-    flag only touches XLA:CPU (GPU and TPU compile the same as before) and only takes effect if JAX has not
-    created its CPU client yet, which is why ``import keras_dit`` calls this. ``KERAS_DIT_TUNE_XLA_CPU=0``
+    Measured with ``benchmarks/dit_speed.py`` on a 2-core AVX-512 CPU: DiT-S/2 sampling x1.24, training
+    x1.09-1.25. The flag only touches XLA:CPU (GPU and TPU compile the same as before) and only takes effect if
+    JAX has not created its CPU client yet, which is why ``import keras_dit`` calls this. ``KERAS_DIT_TUNE_XLA_CPU=0``
     leaves ``XLA_FLAGS`` alone. Subprocesses inherit ``XLA_FLAGS``: one running jaxlib < 0.10 (which aborts on
     this unknown flag) needs it removed from its environment.
     """
-    flags = os.environ.get("XLA_FLAGS", "")
     if name() != "jax" or os.environ.get("KERAS_DIT_TUNE_XLA_CPU", "1") == "0" or not _jaxlib_knows_the_flag():
         return
+    flags = os.environ.get("XLA_FLAGS", "")
     if XLA_CPU_FLAGS.split("=")[0] not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_CPU_FLAGS}".strip()
 
