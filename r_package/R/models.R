@@ -8,11 +8,21 @@ INTEGER_ARGS <- c(
   "num_train_timesteps"
 )
 
-build_model <- function(class_name, preset, args) {
+build_model <- function(class_name, preset, args, kind) {
+  preset <- check_string(preset, "preset", null_ok = TRUE)
+  if (length(args) && (is.null(names(args)) || !all(nzchar(names(args))))) {
+    kerasdit_error("Give the constructor's arguments by name after the preset, e.g. input_size = 32.")
+  }
   cls <- keras_dit()$models[[class_name]]
   args <- py_args(args, INTEGER_ARGS)
-  py_call(if (is.null(preset)) do.call(cls, args) else do.call(cls$from_preset, c(list(preset), args)),
-          call = sys.call(-1))
+  model <- py_call(if (is.null(preset)) do.call(cls, args) else do.call(cls$from_preset, c(list(preset), args)))
+  as_kerasdit(model, kind)
+}
+
+# The R classes of a kerasdit model ("kerasdit_<kind>", "kerasdit_model") in front of reticulate's, for print().
+as_kerasdit <- function(model, kind) {
+  if (!inherits(model, "kerasdit_model")) class(model) <- c(paste0("kerasdit_", kind), "kerasdit_model", class(model))
+  model
 }
 
 #' KL-VAE autoencoder
@@ -24,13 +34,13 @@ build_model <- function(class_name, preset, args) {
 #' @param ... constructor arguments (`in_channels`, `base_channels`,
 #'   `channel_multipliers`, `num_res_blocks`, `latent_channels`, `norm_groups`,
 #'   `seed`, ...); they override the preset's.
-#' @return The Python `KLVAE`.
+#' @return The Python `KLVAE`, with R class `kerasdit_vae` (see [print.kerasdit_model()]).
 #' @examples
 #' \dontrun{
 #' vae <- kl_vae("kl-f4-tiny", in_channels = 1)
 #' }
 #' @export
-kl_vae <- function(preset = NULL, ...) build_model("KLVAE", preset, list(...))
+kl_vae <- function(preset = NULL, ...) build_model("KLVAE", preset, list(...), "vae")
 
 #' DiT backbone
 #'
@@ -41,14 +51,14 @@ kl_vae <- function(preset = NULL, ...) build_model("KLVAE", preset, list(...))
 #' @param ... constructor arguments: `input_size`, `patch_size`, `in_channels`,
 #'   `hidden_size`, `depth`, `num_heads`, `mlp_ratio`, `learn_sigma`,
 #'   `num_classes`, `class_dropout_prob`, `seed`, ...
-#' @return The Python `DiT`.
+#' @return The Python `DiT`, with R class `kerasdit_backbone`.
 #' @examples
 #' \dontrun{
 #' backbone <- dit(input_size = 8, patch_size = 2, in_channels = 4, hidden_size = 32,
 #'                 depth = 2, num_heads = 2, num_classes = 10)
 #' }
 #' @export
-dit <- function(preset = NULL, ...) build_model("DiT", preset, list(...))
+dit <- function(preset = NULL, ...) build_model("DiT", preset, list(...), "backbone")
 
 #' U-ViT backbone
 #'
@@ -57,9 +67,9 @@ dit <- function(preset = NULL, ...) build_model("DiT", preset, list(...))
 #' @inheritParams dit
 #' @param ... constructor arguments: `input_size`, `patch_size`, `in_channels`,
 #'   `hidden_size`, `depth` (odd), `num_heads`, `num_classes` or `conditioner`, ...
-#' @return The Python `UViT`.
+#' @return The Python `UViT`, with R class `kerasdit_backbone`.
 #' @export
-uvit <- function(preset = NULL, ...) build_model("UViT", preset, list(...))
+uvit <- function(preset = NULL, ...) build_model("UViT", preset, list(...), "backbone")
 
 #' ReiMei backbone
 #'
@@ -70,9 +80,9 @@ uvit <- function(preset = NULL, ...) build_model("UViT", preset, list(...))
 #' @param ... constructor arguments: `input_size`, `patch_size`, `in_channels`,
 #'   `hidden_size`, `num_heads`, `num_mixer_layers`, `num_double_layers`,
 #'   `num_single_layers`, `num_classes` or `conditioner`, ...
-#' @return The Python `ReiMei`.
+#' @return The Python `ReiMei`, with R class `kerasdit_backbone`.
 #' @export
-reimei <- function(preset = NULL, ...) build_model("ReiMei", preset, list(...))
+reimei <- function(preset = NULL, ...) build_model("ReiMei", preset, list(...), "backbone")
 
 #' Diffusion model
 #'
@@ -92,7 +102,7 @@ reimei <- function(preset = NULL, ...) build_model("ReiMei", preset, list(...))
 #' @param seed seed of the training noise.
 #' @param ... more arguments of the objective (e.g. `prediction = "v"`,
 #'   `schedule = "cosine"`, `shift = 3`).
-#' @return The Python `DiffusionModel`.
+#' @return The Python `DiffusionModel`, with R class `kerasdit_diffusion_model`.
 #' @examples
 #' \dontrun{
 #' model <- dit(input_size = 8, patch_size = 2, in_channels = 4, hidden_size = 32, depth = 2,
@@ -103,8 +113,20 @@ reimei <- function(preset = NULL, ...) build_model("ReiMei", preset, list(...))
 diffusion_model <- function(backbone, objective = c("gaussian", "flow"), autoencoder = NULL,
                             scale_factor = NULL, cfg_dropout = NULL, seed = NULL, ...) {
   kd <- keras_dit()
+  backbone <- check_model(backbone, "backbone", "backbone")
+  if (!is.null(autoencoder)) {
+    autoencoder <- check_model(autoencoder, "autoencoder", "vae")
+    if (autoencoder$latent_channels != backbone$in_channels) {
+      kerasdit_error(sprintf(paste(
+        "'autoencoder' makes %d-channel latents but the backbone takes in_channels = %d; build the backbone with",
+        "in_channels = %d."), autoencoder$latent_channels, backbone$in_channels, autoencoder$latent_channels))
+    }
+  }
+  scale_factor <- check_number(scale_factor, "scale_factor", 0, above = TRUE, null_ok = TRUE)
+  cfg_dropout <- check_number(cfg_dropout, "cfg_dropout", 0, 1, null_ok = TRUE)
+  seed <- check_number(seed, "seed", whole = TRUE, null_ok = TRUE)
   if (is.character(objective)) {
-    objective <- match.arg(objective)
+    objective <- check_string(objective[1], "objective", c("gaussian", "flow"))
     extra <- py_args(list(...), INTEGER_ARGS)
     objective <- py_call(if (objective == "gaussian") {
       learn_sigma <- reticulate::py_has_attr(backbone, "learn_sigma") && isTRUE(backbone$learn_sigma)
@@ -112,9 +134,13 @@ diffusion_model <- function(backbone, objective = c("gaussian", "flow"), autoenc
     } else {
       do.call(kd$diffusion$RectifiedFlow, extra)
     })
+  } else if (!inherits(objective, "python.builtin.object")) {
+    kerasdit_error(sprintf("'objective' must be \"gaussian\", \"flow\" or a Python objective, got %s.",
+                           show_value(objective)))
   }
-  py_call(kd$tasks$DiffusionModel(backbone, objective, autoencoder = autoencoder, scale_factor = scale_factor,
-                                   cfg_dropout = cfg_dropout, seed = as_whole(seed, "seed")))
+  model <- py_call(kd$tasks$DiffusionModel(backbone, objective, autoencoder = autoencoder,
+                                           scale_factor = scale_factor, cfg_dropout = cfg_dropout, seed = seed))
+  as_kerasdit(model, "diffusion_model")
 }
 
 #' Save and load models
@@ -127,7 +153,12 @@ diffusion_model <- function(backbone, objective = c("gaussian", "flow"), autoenc
 #' @return `save_model()`: the model, invisibly; `load_model()`: the model.
 #' @export
 save_model <- function(model, path) {
-  if (!grepl("\\.keras$", path)) input_error("Model files end in .keras, got '", path, "'.")
+  if (is.null(model_kind(model))) {
+    kerasdit_error(sprintf("'model' must be a kerasdit model (diffusion model, KL-VAE or backbone), got %s.",
+                           show_value(model)))
+  }
+  path <- check_string(path, "path")
+  if (!grepl("\\.keras$", path)) kerasdit_error(sprintf("'path' must end in .keras, got '%s'.", path))
   dir.create(dirname(path), showWarnings = FALSE, recursive = TRUE)
   py_call(model$save(path))
   invisible(model)
@@ -136,10 +167,83 @@ save_model <- function(model, path) {
 #' @rdname save_model
 #' @export
 load_model <- function(path) {
-  if (!file.exists(path)) {
-    input_error("No model file '", path, "'. Train one first (see the scripts in ",
-                "system.file('scripts', package = 'kerasdit')).")
+  path <- check_string(path, "path")
+  if (!file.exists(path) || dir.exists(path)) {
+    kerasdit_error(sprintf("No model file '%s' (in %s). Train one first (see the scripts in %s).", path, getwd(),
+                           "system.file('scripts', package = 'kerasdit')"))
+  }
+  path <- normalizePath(path)
+  # A .keras file is a zip archive; anything else (an interrupted copy, another format) is reported as such.
+  if (!identical(readBin(path, "raw", 4), as.raw(c(0x50, 0x4b, 0x03, 0x04)))) {
+    kerasdit_error(sprintf(paste(
+      "'%s' is not a .keras model file (a zip archive): it is truncated, corrupt or of another format.",
+      "Save the model again with save_model() or the training script."), path))
   }
   kd <- keras_dit()
-  py_call(reticulate::import("keras")$saving$load_model(normalizePath(path)))
+  model <- tryCatch(reticulate::import("keras")$saving$load_model(path), error = function(e) {
+    kerasdit_error(sprintf("Could not load the model in '%s': %s", path, python_message(e)),
+                   class = "kerasdit_python_error")
+  })
+  kind <- model_kind(model)
+  if (is.null(kind)) model else as_kerasdit(model, kind)
+}
+
+#' Print a kerasdit model
+#'
+#' One line with the kind of model, its parameter count and the backend, then
+#' its sizes (and for a diffusion model its objective, autoencoder, scale
+#' factor and training so far).
+#'
+#' @param x a model from [dit()], [uvit()], [reimei()], [kl_vae()],
+#'   [diffusion_model()] or [load_model()].
+#' @param ... ignored.
+#' @return `x`, invisibly.
+#' @export
+print.kerasdit_model <- function(x, ...) {
+  cat(format(x), sep = "\n")
+  invisible(x)
+}
+
+#' @export
+format.kerasdit_model <- function(x, ...) {
+  kind <- model_kind(x)
+  params <- format(as.numeric(x$count_params()), big.mark = ",", scientific = FALSE)
+  head <- sprintf("<kerasdit %s> %s: %s parameters, backend %s", sub("_", " ", kind), python_class(x), params,
+                  backend())
+  c(head, switch(kind,
+    backbone = paste0("  ", describe_backbone(x)),
+    vae = paste0("  ", describe_vae(x)),
+    diffusion_model = c(
+      sprintf("  objective %s; makes %s images", python_class(x$objective), paste(output_shape(x), collapse = " x ")),
+      sprintf("  backbone %s", describe_backbone(x$backbone)),
+      if (!is.null(x$autoencoder)) sprintf("  autoencoder %s", describe_vae(x$autoencoder)),
+      describe_history(training_history(x))
+    )))
+}
+
+# The Python class name of an object, without its module ("DiT").
+python_class <- function(x) sub("^.*\\.", "", grep("^kerasdit_", class(x), value = TRUE, invert = TRUE)[1])
+
+describe_backbone <- function(backbone) {
+  config <- backbone$get_config()
+  keys <- intersect(c("input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads",
+                      "num_classes"), names(config))
+  keys <- keys[!vapply(config[keys], is.null, logical(1))]
+  values <- vapply(keys, function(k) paste(format(config[[k]]), collapse = ","), "")
+  paste(python_class(backbone), paste(keys, values, sep = " ", collapse = ", "))
+}
+
+describe_vae <- function(vae) {
+  factor <- vae$scale_factor
+  sprintf("%d -> %d latent channels, downsampling x%d, scale factor %s", vae$in_channels, vae$latent_channels,
+          vae$downsampling_factor, if (is.null(factor)) "not measured" else format(as.numeric(factor), digits = 4))
+}
+
+# (height, width, channels) of the images a diffusion model generates.
+output_shape <- function(model) {
+  backbone <- model$backbone
+  vae <- model$autoencoder
+  if (is.null(vae)) return(c(backbone$input_size, backbone$input_size, backbone$in_channels))
+  size <- backbone$input_size * vae$downsampling_factor
+  c(size, size, vae$in_channels)
 }

@@ -15,45 +15,97 @@
 kd <- NULL
 
 BACKENDS <- c("tensorflow", "jax")
+ENVNAME <- "r-kerasdit"
 
 .onLoad <- function(libname, pkgname) {
-  kd <<- reticulate::import(
-    "keras_dit",
-    delay_load = list(
-      environment = "r-kerasdit",
-      before_load = function() {
-        if (!nzchar(Sys.getenv("KERAS_BACKEND"))) Sys.setenv(KERAS_BACKEND = "tensorflow")
-      }
-    )
-  )
+  # The virtualenv install_kerasdit() makes is the one reticulate picks when nothing else is configured.
+  kd <<- reticulate::import("keras_dit", delay_load = list(environment = ENVNAME))
+  # reticulate 1.28 takes any pyproject.toml above the working directory for a Poetry project and warns; the
+  # checkout's own (keras-dit's, not a Poetry one) would warn on every run of the scripts from the checkout.
+  project <- tryCatch(here::here(), error = function(e) "")
+  toml <- file.path(project, "pyproject.toml")
+  if (is.null(getOption("reticulate.poetry.project")) && file.exists(toml)) {
+    lines <- readLines(toml, warn = FALSE)
+    if (any(grepl('^name = "keras-dit"', lines)) && !any(grepl("^\\[tool\\.poetry", lines))) {
+      options(reticulate.poetry.project = tempdir())
+    }
+  }
 }
 
-not_installed_message <- function() {
-  python <- tryCatch(reticulate::py_config()$python, error = function(e) "none found")
-  paste0(
-    "The Python package 'keras_dit' is not installed in the Python that reticulate uses (", python, "). ",
-    "Install it with kerasdit::install_kerasdit() and restart R, or point RETICULATE_PYTHON at a Python ",
-    "that has it (pip install keras-dit)."
-  )
+# What keras_dit needs from the Python that reticulate uses, checked without importing anything: NULL when all is
+# there, else a message naming what is missing and the call that installs it.
+python_problem <- function() {
+  available <- tryCatch(reticulate::py_available(initialize = TRUE), error = function(e) FALSE)
+  fix <- "run kerasdit::install_kerasdit() and restart R"
+  if (!available) {
+    return(sprintf("No Python found for reticulate: %s (it installs Python packages into a virtualenv).", fix))
+  }
+  python <- reticulate::py_config()$python
+  find_spec <- reticulate::import("importlib.util")$find_spec
+  has <- function(module) !is.null(find_spec(module))
+  where <- sprintf("the Python that reticulate uses (%s)", python)
+  if (!has("keras_dit") || !has("keras")) {
+    return(sprintf(paste(
+      "The Python package keras_dit is not installed in %s: %s (it installs keras_dit from the source shipped",
+      "in this R package), or set RETICULATE_PYTHON to a Python that has it."), where, fix))
+  }
+  backend <- Sys.getenv("KERAS_BACKEND")
+  installed <- BACKENDS[vapply(BACKENDS, has, logical(1))]
+  if (!backend %in% installed) {
+    return(sprintf(paste0(
+      "The Keras backend '%s' is not installed in %s. Add it with kerasdit::install_kerasdit(backend = %s) and ",
+      "restart R%s."), backend, where, deparse(union(installed, backend)),
+      if (length(installed)) sprintf(", or use the installed one: use_backend(\"%s\") (in a script: --backend %s)",
+                                     installed[1], installed[1]) else ""))
+  }
+  NULL
 }
+
+# The backend Keras will start with when none was chosen: tensorflow, or jax when only jax is installed.
+default_backend <- function() {
+  if (nzchar(Sys.getenv("KERAS_BACKEND"))) return(Sys.getenv("KERAS_BACKEND"))
+  if (tryCatch(reticulate::py_available(initialize = TRUE), error = function(e) FALSE)) {
+    find_spec <- reticulate::import("importlib.util")$find_spec
+    if (is.null(find_spec("tensorflow")) && !is.null(find_spec("jax"))) return("jax")
+  }
+  "tensorflow"
+}
+
+# Set KERAS_BACKEND in R and, when Python already runs, in Python's os.environ.
+set_backend_variable <- function(backend) {
+  if (reticulate::py_available(initialize = FALSE)) reticulate::import("os")$environ$update(list(KERAS_BACKEND = backend))
+  Sys.setenv(KERAS_BACKEND = backend)
+}
+
+# Session state: whether keras_dit was imported (`ready`), and the models' training histories.
+state <- new.env(parent = emptyenv())
+state$histories <- list()
 
 #' Is the Python package available?
 #'
-#' `TRUE` when reticulate's Python can import `keras_dit`. This initialises
-#' Python (with the backend chosen by [use_backend()]), so call [use_backend()]
-#' first.
+#' `TRUE` when reticulate's Python has `keras_dit`, Keras and the chosen
+#' backend. This initialises Python (with the backend chosen by
+#' [use_backend()]), so call [use_backend()] first.
 #'
-#' @return `TRUE` or `FALSE`.
+#' @return `TRUE` or `FALSE`; when `FALSE`, the reason (what is missing and
+#'   the call that installs it) is in `attr(, "reason")`.
 #' @examples
 #' if (is_kerasdit_available()) backend()
 #' @export
 is_kerasdit_available <- function() {
-  isTRUE(tryCatch(reticulate::py_module_available("keras_dit"), error = function(e) FALSE))
+  if (isTRUE(state$ready)) return(TRUE)
+  set_backend_variable(default_backend())
+  problem <- python_problem()
+  structure(is.null(problem), reason = problem)
 }
 
-# The imported module, or a clear error saying how to install it.
+# The imported module, or a "kerasdit_python_missing" error saying what is missing and how to install it.
 keras_dit <- function() {
-  if (!is_kerasdit_available()) stop(not_installed_message(), call. = FALSE)
+  if (isTRUE(state$ready)) return(kd)
+  available <- is_kerasdit_available()
+  if (!available) kerasdit_error(attr(available, "reason"), class = "kerasdit_python_missing")
+  py_call(reticulate::py_get_attr(kd, "__name__"))  # imports it: an import error is translated
+  state$ready <- TRUE
   kd
 }
 
@@ -73,26 +125,21 @@ keras_dit <- function() {
 #' }
 #' @export
 use_backend <- function(backend) {
-  if (!is.character(backend) || length(backend) != 1 || !backend %in% BACKENDS) {
-    stop(sprintf("Unknown Keras backend %s; kerasdit supports %s.",
-                 paste(deparse(backend), collapse = ""), paste(sQuote(BACKENDS, FALSE), collapse = " and ")),
-         call. = FALSE)
-  }
+  check_string(backend, "backend", BACKENDS)
   if (reticulate::py_available(initialize = FALSE)) {
     sys <- reticulate::import("sys", convert = TRUE)
     if ("keras" %in% names(sys$modules)) {
       current <- reticulate::import("keras")$backend$backend()
       if (!identical(current, backend)) {
-        stop(sprintf(paste(
+        kerasdit_error(sprintf(paste(
           "Keras is already running with the %s backend in this R session; the backend is fixed when Keras",
           "is first imported. Restart R and call use_backend(\"%s\") before any other kerasdit function."),
-          sQuote(current, FALSE), backend), call. = FALSE)
+          sQuote(current, FALSE), backend))
       }
       return(invisible(backend))
     }
-    reticulate::import("os")$environ$update(list(KERAS_BACKEND = backend))
   }
-  Sys.setenv(KERAS_BACKEND = backend)
+  set_backend_variable(backend)
   invisible(backend)
 }
 
@@ -103,74 +150,4 @@ use_backend <- function(backend) {
 backend <- function() {
   keras_dit()
   reticulate::import("keras")$backend$backend()
-}
-
-#' Python requirements for a backend
-#'
-#' What [install_kerasdit()] installs: the package with its backend extra, and a
-#' NumPy pin chosen from the reticulate version. reticulate supports NumPy 2
-#' from version 1.38.0 on; with an older reticulate (Debian 12 ships 1.28)
-#' arrays cannot cross between R and NumPy 2, so NumPy is pinned below 2 (which
-#' also limits JAX to 0.7.x).
-#'
-#' @param backend `"tensorflow"` or `"jax"`.
-#' @param package the pip requirement of the Python package: `"keras-dit"`, or
-#'   the path of a checkout.
-#' @param reticulate_version the reticulate version to plan for.
-#' @return A character vector of pip requirements.
-#' @examples
-#' kerasdit_requirements("jax", reticulate_version = "1.28")
-#' @export
-kerasdit_requirements <- function(backend = c("tensorflow", "jax"), package = "keras-dit",
-                                  reticulate_version = utils::packageVersion("reticulate")) {
-  backend <- match.arg(backend)
-  numpy <- if (package_version(reticulate_version) < "1.38.0") "numpy>=1.26,<2" else "numpy>=1.26"
-  c(sprintf("%s[%s]", package, backend), numpy)
-}
-
-#' Install the Python package into a virtualenv
-#'
-#' Creates (or updates) the virtualenv `envname` with `keras_dit`, Keras and the
-#' chosen backend, pinning NumPy as [kerasdit_requirements()] says. kerasdit
-#' uses the environment `"r-kerasdit"` by default; restart R afterwards.
-#'
-#' @param envname name or path of the virtualenv.
-#' @param backend `"tensorflow"` or `"jax"`.
-#' @param package pip requirement of the Python package (`"keras-dit"`, or the
-#'   path of a checkout of the repository).
-#' @param python the Python to create the virtualenv with (`NULL`: reticulate's
-#'   choice).
-#' @param ... passed to [reticulate::virtualenv_install()].
-#' @return The path of the environment's Python, invisibly.
-#' @examples
-#' \dontrun{
-#' install_kerasdit(backend = "jax")
-#' }
-#' @export
-install_kerasdit <- function(envname = "r-kerasdit", backend = c("tensorflow", "jax"), package = "keras-dit",
-                             python = NULL, ...) {
-  requirements <- kerasdit_requirements(backend, package)
-  if (!reticulate::virtualenv_exists(envname)) reticulate::virtualenv_create(envname, python = python)
-  reticulate::virtualenv_install(envname, requirements, ...)
-  message("Installed ", paste(requirements, collapse = ", "), " into '", envname, "'. Restart R to use it.")
-  invisible(reticulate::virtualenv_python(envname))
-}
-
-# Run Python code; a Python exception becomes an R error of class "kerasdit_python_error" whose message is the
-# Python one (type and text), raised from the calling kerasdit function.
-py_call <- function(expr, call = sys.call(-1)) {
-  tryCatch(expr, error = function(e) {
-    if (inherits(e, "kerasdit_error")) stop(e)
-    message <- conditionMessage(e)
-    message <- sub("^Error in py_call_impl\\(.*?\\) :\\s*", "", message)
-    message <- trimws(sub("\\n*Detailed traceback:.*$", "", message))
-    stop(structure(class = c("kerasdit_python_error", "error", "condition"),
-                   list(message = message, call = call)))
-  })
-}
-
-# An R-side input error, raised from the calling kerasdit function.
-input_error <- function(..., call = sys.call(-1)) {
-  stop(structure(class = c("kerasdit_error", "error", "condition"),
-                 list(message = paste0(...), call = call)))
 }

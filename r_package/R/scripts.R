@@ -21,19 +21,20 @@ script_args <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
   i <- 1
   while (i <= length(args)) {
     arg <- args[i]
-    if (!startsWith(arg, "--")) input_error("Unexpected argument '", arg, "'; options look like --epochs 10.")
+    if (!startsWith(arg, "--")) input_error("Unexpected argument '", arg, "'; options look like --epochs 10.", call = NULL)
     if (grepl("=", arg, fixed = TRUE)) {
       name <- sub("=.*$", "", substring(arg, 3))
       value <- sub("^[^=]*=", "", arg)
     } else {
       name <- substring(arg, 3)
-      if (i == length(args)) input_error("Option --", name, " needs a value.")
+      if (i == length(args)) input_error("Option --", name, " needs a value.", call = NULL)
       value <- args[i + 1]
       i <- i + 1
     }
     name <- gsub("-", "_", name)
     if (!name %in% names(defaults)) {
-      input_error("Unknown option --", name, ". Valid options: ", paste0("--", names(defaults), collapse = ", "), ".")
+      input_error("Unknown option --", name, ". Valid options: ", paste0("--", names(defaults), collapse = ", "), ".",
+                  call = NULL)
     }
     default <- defaults[[name]]
     values[name] <- list(if (tolower(value) == "none") NULL
@@ -60,15 +61,19 @@ as_flag <- function(value, name) {
 #' Run a script's body with errors printed as one clear line
 #'
 #' Used by the scripts under `system.file("scripts", package = "kerasdit")`:
-#' an error prints `Error: <message>` and exits with status 1 instead of a
-#' traceback.
+#' an error prints `Error in <function>(): <message>` and exits with status 1
+#' instead of a traceback. Errors that a script's flags fix (such as the
+#' perceptual loss' weights that cannot be downloaded offline) name the flags.
 #'
 #' @param expr the script's body.
 #' @return The value of `expr`, invisibly.
 #' @export
 run_script <- function(expr) {
   tryCatch(invisible(expr), error = function(e) {
-    message("Error: ", conditionMessage(e))
+    call <- conditionCall(e)
+    where <- if (is.call(call) && is.name(call[[1]])) sprintf(" in %s()", as.character(call[[1]])) else ""
+    text <- if (is.character(e$script_message)) e$script_message else conditionMessage(e)
+    message("Error", where, ": ", trimws(gsub("\\s+", " ", text)))
     quit(save = "no", status = 1)
   })
 }

@@ -30,6 +30,11 @@ BUILTIN_DATA <- c("digits", "synthetic", "alphabet")
 image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NULL, condition = NULL,
                           shuffle = TRUE, seed = 0, ...) {
   if (inherits(data, "python.builtin.object")) return(data)
+  batch_size <- check_number(batch_size, "batch_size", 1, whole = TRUE)
+  image_size <- check_number(image_size, "image_size", 1, whole = TRUE, null_ok = TRUE)
+  condition <- check_string(condition, "condition", c("labels", "tags", "params"), null_ok = TRUE)
+  shuffle <- check_flag(shuffle, "shuffle")
+  seed <- check_number(seed, "seed", whole = TRUE)
   if (is.character(data) && length(data) == 1 && !data %in% BUILTIN_DATA && !dir.exists(data)) {
     input_error(sprintf("Data '%s' is neither an existing folder of images nor a built-in data set (%s).",
                         data, paste(BUILTIN_DATA, collapse = ", ")))
@@ -37,7 +42,6 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
   kd <- keras_dit()
   options <- py_args(c(list(batch_size = batch_size, shuffle = shuffle, seed = seed), list(...)),
                      c(INTEGER_ARGS, "batch_size", "num_images", "channels", "image_size"))
-  image_size <- as_whole(image_size, "image_size")
   if (is.character(data) && length(data) == 1) {
     if (data %in% BUILTIN_DATA) {
       if (!is.null(image_size)) options$image_size <- image_size
@@ -46,6 +50,9 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
     if (is.null(image_size)) input_error("Reading images from a folder needs 'image_size' (e.g. 32).")
     return(py_call(do.call(kd$data$ImageFolder, c(list(normalizePath(data), image_size, condition = condition),
                                                    options))))
+  }
+  if (is.character(data)) {
+    kerasdit_error(sprintf("'data' must be one folder or built-in data set name, got %s.", show_value(data)))
   }
   if (is.list(data) && !is.data.frame(data) && "images" %in% names(data)) {
     labels <- data$labels
@@ -78,20 +85,56 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
 #' @param verbose Keras progress output: 0 silent, 1 progress bar, 2 one line
 #'   per epoch.
 #' @param ... more arguments of [image_dataset()].
-#' @return The trained `vae`, invisibly. The losses are printed as it trains.
+#' @return The trained `vae`, invisibly; its losses per epoch are in [training_history()].
 #' @export
 train_vae <- function(vae, data, epochs = 1, batch_size = 16, learning_rate = 1e-4, kl_weight = 1e-6,
                       perceptual_weight = 0.1, vgg_weights = "imagenet", verbose = 1, ...) {
   kd <- keras_dit()
+  vae <- check_model(vae, "vae", "vae")
+  epochs <- check_number(epochs, "epochs", 1, whole = TRUE)
+  learning_rate <- check_number(learning_rate, "learning_rate", 0, above = TRUE)
+  kl_weight <- check_number(kl_weight, "kl_weight", 0)
+  perceptual_weight <- check_number(perceptual_weight, "perceptual_weight", 0)
+  vgg_weights <- check_string(vgg_weights, "vgg_weights", null_ok = TRUE)
+  if (!is.null(vgg_weights) && vgg_weights != "imagenet" && !file.exists(vgg_weights)) {
+    kerasdit_error(sprintf(paste(
+      "'vgg_weights' must be \"imagenet\" (downloaded once), the path of a VGG19 .h5 file or NULL (random);",
+      "no file '%s'."), vgg_weights), script_message = sprintf("No VGG19 weights file '%s' (--vgg_weights).",
+                                                              vgg_weights))
+  }
+  verbose <- check_verbose(verbose)
   data <- image_dataset(data, batch_size = batch_size, ...)
+  check_image_shape(data, vae$in_channels, what = sprintf("the KL-VAE (in_channels = %d)", vae$in_channels))
   keras <- reticulate::import("keras")
-  perceptual <- if (perceptual_weight > 0) py_call(kd$losses$VGGPerceptualLoss(weights = vgg_weights))
+  perceptual <- if (perceptual_weight > 0) perceptual_loss(kd, vgg_weights)
   trainer <- py_call(kd$tasks$VAETrainer(vae, perceptual_weight = perceptual_weight, kl_weight = kl_weight,
                                          perceptual = perceptual))
   trainer$compile(optimizer = keras$optimizers$Adam(learning_rate))
-  py_call(trainer$fit(data, epochs = as_whole(epochs, "epochs"), verbose = as_whole(verbose, "verbose")))
-  invisible(vae)
+  history <- py_call(trainer$fit(data, epochs = epochs, verbose = verbose))
+  invisible(add_history(vae, history))
 }
+
+# The VGG19 perceptual loss; failing to download the ImageNet weights is an error naming the way out, in R
+# arguments and in the scripts' flags.
+perceptual_loss <- function(kd, vgg_weights) {
+  tryCatch(kd$losses$VGGPerceptualLoss(weights = vgg_weights), error = function(e) {
+    message <- python_message(e)
+    if (!identical(vgg_weights, "imagenet") || !startsWith(message, "FileNotFoundError")) {
+      kerasdit_error(message, class = "kerasdit_python_error")
+    }
+    reason <- sub("^FileNotFoundError: ", "", message)
+    reason <- sub("\\. They download from.*$", ".", reason)
+    kerasdit_error(
+      sprintf(paste("%s Without network, train without the perceptual loss (perceptual_weight = 0) or give a copy",
+                    "of the weights file (vgg_weights = \"/path/to/%s\")."), reason, VGG_FILE),
+      class = "kerasdit_download_error",
+      script_message = sprintf(paste("%s Without network, run the script with --perceptual_weight 0, or with",
+                                     "--vgg_weights PATH (a copy of %s, e.g. from ~/.keras/models/ on a machine",
+                                     "that has it)."), reason, VGG_FILE))
+  })
+}
+
+VGG_FILE <- "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 #' Measure the latent scale factor
 #'
@@ -109,9 +152,12 @@ train_vae <- function(vae, data, epochs = 1, batch_size = 16, learning_rate = 1e
 #' @export
 compute_scale_factor <- function(vae, data, batch_size = 32, max_batches = NULL, verbose = 1, ...) {
   kd <- keras_dit()
+  vae <- check_model(vae, "vae", "vae")
+  max_batches <- check_number(max_batches, "max_batches", 1, whole = TRUE, null_ok = TRUE)
+  verbose <- check_number(verbose, "verbose", 0, 1, whole = TRUE)
   data <- image_dataset(data, batch_size = batch_size, shuffle = FALSE, ...)
-  max_batches <- as_whole(max_batches, "max_batches")
-  py_call(kd$compute_scale_factor(vae, data, max_batches = max_batches, verbose = as_whole(verbose, "verbose")))
+  check_image_shape(data, vae$in_channels, what = sprintf("the KL-VAE (in_channels = %d)", vae$in_channels))
+  py_call(kd$compute_scale_factor(vae, data, max_batches = max_batches, verbose = verbose))
 }
 
 #' Train a diffusion model
@@ -130,12 +176,19 @@ compute_scale_factor <- function(vae, data, batch_size = 32, max_batches = NULL,
 #' @param verbose Keras progress output: 0 silent, 1 progress bar, 2 one line
 #'   per epoch.
 #' @param ... more arguments of [image_dataset()].
-#' @return The trained `model`, invisibly; the Keras history is in
-#'   `model$history$history`.
+#' @return The trained `model`, invisibly; its losses per epoch are in
+#'   [training_history()].
 #' @export
 train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, learning_rate = 1e-4, ema = TRUE,
                       verbose = 1, ...) {
+  model <- check_model(model, "model", "diffusion_model")
+  epochs <- check_number(epochs, "epochs", 1, whole = TRUE)
+  learning_rate <- check_number(learning_rate, "learning_rate", 0, above = TRUE)
+  ema <- check_flag(ema, "ema")
+  verbose <- check_verbose(verbose)
   data <- image_dataset(data, labels = labels, batch_size = batch_size, ...)
+  shape <- output_shape(model)
+  check_image_shape(data, shape[3], shape[1], what = "the diffusion model")
   if (isTRUE(model$is_conditional) && is.null(data$condition_kind)) {
     input_error("This diffusion model is conditional: give labels with the images (labels = ...), ",
                 "or a data set that has them.")
@@ -144,8 +197,60 @@ train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, l
     keras <- reticulate::import("keras")
     model$compile(optimizer = keras$optimizers$AdamW(learning_rate, use_ema = ema))
   }
-  py_call(model$fit(data, epochs = as_whole(epochs, "epochs"), verbose = as_whole(verbose, "verbose")))
-  invisible(model)
+  history <- py_call(model$fit(data, epochs = epochs, verbose = verbose))
+  invisible(add_history(model, history))
+}
+
+# Append a Keras History's epochs to the model's R history (see training_history()).
+add_history <- function(model, history) {
+  metrics <- lapply(history$history, function(v) as.numeric(unlist(v)))
+  previous <- training_history(model)
+  first <- if (is.null(previous)) 1L else max(previous$epoch) + 1L
+  frame <- data.frame(epoch = first - 1L + seq_along(metrics[[1]]), metrics, check.names = FALSE)
+  if (!is.null(previous)) frame <- rbind(previous[, intersect(names(previous), names(frame)), drop = FALSE],
+                                         frame[, intersect(names(previous), names(frame)), drop = FALSE])
+  state$histories[[history_key(model)]] <- structure(frame, class = c("kerasdit_history", "data.frame"))
+  model
+}
+
+# Histories are kept in R, by the Python object's identity: every R reference to the model sees the same one.
+history_key <- function(model) as.character(reticulate::py_id(model))
+
+#' Training history
+#'
+#' The losses of every epoch [train_dit()] or [train_vae()] ran on this model
+#' in this R session, as a data frame with an `epoch` column and one column
+#' per metric (`loss`, ...); `plot()` draws the loss curve.
+#'
+#' @param model a model trained with [train_dit()] or [train_vae()].
+#' @return A data frame of class `kerasdit_history`, or `NULL` before training.
+#' @examples
+#' \dontrun{
+#' model <- train_dit(model, "digits", epochs = 5)
+#' plot(training_history(model))
+#' }
+#' @export
+training_history <- function(model) {
+  if (is.null(model_kind(model))) {
+    kerasdit_error(sprintf("'model' must be a kerasdit model, got %s.", show_value(model)))
+  }
+  state$histories[[history_key(model)]]
+}
+
+#' @rdname training_history
+#' @param x a `kerasdit_history`.
+#' @param metric the column to plot.
+#' @param ... more arguments of [graphics::plot()].
+#' @export
+plot.kerasdit_history <- function(x, metric = "loss", ...) {
+  metric <- check_string(metric, "metric", setdiff(names(x), "epoch"))
+  graphics::plot(x$epoch, x[[metric]], type = "o", pch = 20, xlab = "epoch", ylab = metric, ...)
+  invisible(x)
+}
+
+describe_history <- function(history) {
+  if (is.null(history)) return("  not trained in this session")
+  sprintf("  trained %d epochs in this session; last loss %.4g", nrow(history), utils::tail(history$loss, 1))
 }
 
 #' Generate images
@@ -168,22 +273,38 @@ train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, l
 #' @export
 generate_images <- function(model, condition = NULL, negative_condition = NULL, num_images = NULL, num_steps = 50,
                             sampler = NULL, guidance_scale = 1, seed = NULL) {
-  kd <- keras_dit()
-  as_condition <- function(x, what) {
+  model <- check_model(model, "model", "diffusion_model")
+  num_images <- check_number(num_images, "num_images", 1, whole = TRUE, null_ok = TRUE)
+  num_steps <- check_number(num_steps, "num_steps", 1, whole = TRUE)
+  sampler <- check_string(sampler, "sampler", SAMPLERS, null_ok = TRUE)
+  guidance_scale <- check_number(guidance_scale, "guidance_scale", 0)
+  seed <- check_number(seed, "seed", whole = TRUE, null_ok = TRUE)
+  conditional <- isTRUE(model$is_conditional)
+  if (conditional && is.null(condition)) {
+    kerasdit_error("This model is conditional: give 'condition' (one class label per image, 0-based).")
+  }
+  if (!conditional && !is.null(condition)) {
+    kerasdit_error("This model is unconditional: drop 'condition' and give 'num_images'.")
+  }
+  if (!conditional && is.null(num_images)) kerasdit_error("An unconditional model needs 'num_images'.")
+  num_classes <- if (reticulate::py_has_attr(model$backbone, "num_classes")) model$backbone$num_classes
+  as_condition <- function(x, name) {
     if (is.null(x)) return(NULL)
     if (is.matrix(x) && is.numeric(x)) return(reticulate::np_array(x, "float32"))
-    num_classes <- if (reticulate::py_has_attr(model$backbone, "num_classes")) model$backbone$num_classes
-    labels <- as_labels(x, num_classes, allow_null = TRUE)
-    reticulate::np_array(labels, "int32")
+    reticulate::np_array(as_labels(x, num_classes, allow_null = TRUE, what = name), "int32")
   }
-  if (!is.null(sampler) && !(is.character(sampler) && length(sampler) == 1)) {
-    input_error("'sampler' must be one of \"ddim\", \"ddpm\", \"euler\", \"heun\" or NULL.")
+  condition_array <- as_condition(condition, "condition")
+  negative <- as_condition(negative_condition, "negative_condition")
+  if (!is.null(negative) && NROW(negative_condition) != NROW(condition)) {
+    kerasdit_error(sprintf("'negative_condition' must have one entry per image (%d), got %d.", NROW(condition),
+                           NROW(negative_condition)))
   }
   images <- py_call(model$generate(
-    condition = as_condition(condition), negative_condition = as_condition(negative_condition),
-    num_steps = as_whole(num_steps, "num_steps"), sampler = sampler, guidance_scale = guidance_scale,
-    seed = as_whole(seed, "seed"), num_images = as_whole(num_images, "num_images")
+    condition = condition_array, negative_condition = negative, num_steps = num_steps, sampler = sampler,
+    guidance_scale = guidance_scale, seed = seed, num_images = num_images
   ))
   storage.mode(images) <- "integer"
   images
 }
+
+SAMPLERS <- c("ddim", "ddpm", "euler", "heun")

@@ -4,9 +4,8 @@ backend_under_test <- Sys.getenv("KERAS_BACKEND", "tensorflow")
 if (backend_under_test %in% c("tensorflow", "jax")) use_backend(backend_under_test)
 
 skip_if_no_kerasdit <- function() {
-  if (!is_kerasdit_available()) {
-    skip("Python keras_dit is not available: run kerasdit::install_kerasdit() or set RETICULATE_PYTHON")
-  }
+  available <- is_kerasdit_available()
+  if (!available) skip(attr(available, "reason"))
 }
 
 # The synthetic set's first classes drawn in R: flat bright and flat dark 8 x 8 grayscale images, 0..255.
