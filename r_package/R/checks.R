@@ -79,7 +79,8 @@ check_number <- function(x, name, min = -Inf, max = Inf, whole = FALSE, above = 
 check_string <- function(x, name, choices = NULL, null_ok = FALSE) {
   if (is.null(x) && null_ok) return(NULL)
   if (!is.character(x) || length(x) != 1 || is.na(x) || (!is.null(choices) && !x %in% choices)) {
-    wanted <- if (is.null(choices)) "a single string" else paste("one of", paste(dQuote(choices, FALSE), collapse = ", "))
+    wanted <- if (is.null(choices)) "a single string"
+      else paste("one of", paste(dQuote(choices, FALSE), collapse = ", "))
     kerasdit_error(sprintf("'%s' must be %s%s, got %s.", name, wanted, if (null_ok) " or NULL" else "",
                            show_value(x)))
   }

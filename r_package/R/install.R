@@ -52,8 +52,8 @@ check_python_package <- function(package) {
     kerasdit_error(sprintf(paste(
       "'package' must be the keras_dit Python package as a folder with its pyproject.toml (a checkout of the",
       "repository), a wheel (.whl) or an sdist (.tar.gz); %s is none of these.%s"), dQuote(package, FALSE),
-      if (!nzchar(package)) " This R package ships no Python source: reinstall it from a checkout (R CMD INSTALL r_package)."
-      else ""))
+      if (nzchar(package)) ""
+      else " This R package ships no Python source: reinstall it from a checkout (R CMD INSTALL r_package)."))
   }
   normalizePath(package)
 }
@@ -116,6 +116,11 @@ install_kerasdit <- function(envname = ENVNAME, backend = c("tensorflow", "jax")
     unlink(backup, recursive = TRUE)
     file.rename(path, backup)
   }
+  # R puts its library folders (with the system's libpython) first on LD_LIBRARY_PATH; a Python with its own
+  # shared libpython (pyenv, a source build) then fails to start. venv and pip need none of them.
+  library_path <- Sys.getenv("LD_LIBRARY_PATH", NA)
+  Sys.unsetenv("LD_LIBRARY_PATH")
+  on.exit(if (!is.na(library_path)) Sys.setenv(LD_LIBRARY_PATH = library_path), add = TRUE)
   done <- FALSE
   on.exit(if (!done) {
     unlink(path, recursive = TRUE)

@@ -25,12 +25,12 @@ render_notebook <- function(model, backend = NULL, output_file = NULL, num_steps
                             quiet = TRUE) {
   model <- check_string(model, "model")
   if (!file.exists(model) || dir.exists(model)) {
-    kerasdit_error(sprintf("No model file '%s' (in %s): train one with train_DiT.R, or give the path of its .keras file.",
-                           model, getwd()))
+    kerasdit_error(sprintf(paste("No model file '%s' (in %s): train one with train_DiT.R, or give the path of",
+                                 "its .keras file."), model, getwd()))
   }
   model <- normalizePath(model)
   backend <- check_string(backend, "backend", BACKENDS, null_ok = TRUE)
-  if (is.null(backend)) backend <- if (nzchar(Sys.getenv("KERAS_BACKEND"))) Sys.getenv("KERAS_BACKEND") else "tensorflow"
+  if (is.null(backend)) backend <- Sys.getenv("KERAS_BACKEND", "tensorflow")
   num_steps <- check_number(num_steps, "num_steps", 1, whole = TRUE)
   guidance_scale <- check_number(guidance_scale, "guidance_scale", 0)
   quiet <- check_flag(quiet, "quiet")

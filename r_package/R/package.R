@@ -73,7 +73,9 @@ default_backend <- function() {
 
 # Set KERAS_BACKEND in R and, when Python already runs, in Python's os.environ.
 set_backend_variable <- function(backend) {
-  if (reticulate::py_available(initialize = FALSE)) reticulate::import("os")$environ$update(list(KERAS_BACKEND = backend))
+  if (reticulate::py_available(initialize = FALSE)) {
+    reticulate::import("os")$environ$update(list(KERAS_BACKEND = backend))
+  }
   Sys.setenv(KERAS_BACKEND = backend)
 }
 

@@ -12,6 +12,10 @@
 #' script_args(list(epochs = 10, data = "digits"), c("--epochs", "2", "--data=my_images"))
 #' @export
 script_args <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
+  if (!is.list(defaults) || is.null(names(defaults)) || !all(nzchar(names(defaults)))) {
+    kerasdit_error(sprintf("'defaults' must be a named list of hyper-parameters, got %s.", show_value(defaults)))
+  }
+  if (!is.character(args)) kerasdit_error(sprintf("'args' must be a character vector, got %s.", show_value(args)))
   if ("--help" %in% args || "-h" %in% args) {
     cat("Options (default values):\n")
     for (name in names(defaults)) cat(sprintf("  --%-20s %s\n", name, format(deparse(defaults[[name]]))))
@@ -21,7 +25,9 @@ script_args <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
   i <- 1
   while (i <= length(args)) {
     arg <- args[i]
-    if (!startsWith(arg, "--")) input_error("Unexpected argument '", arg, "'; options look like --epochs 10.", call = NULL)
+    if (!startsWith(arg, "--")) {
+      input_error("Unexpected argument '", arg, "'; options look like --epochs 10.", call = NULL)
+    }
     if (grepl("=", arg, fixed = TRUE)) {
       name <- sub("=.*$", "", substring(arg, 3))
       value <- sub("^[^=]*=", "", arg)

@@ -36,7 +36,7 @@ image_dataset <- function(data, labels = NULL, batch_size = 32, image_size = NUL
   shuffle <- check_flag(shuffle, "shuffle")
   seed <- check_number(seed, "seed", whole = TRUE)
   if (is.character(data) && length(data) == 1 && !data %in% BUILTIN_DATA && !dir.exists(data)) {
-    input_error(sprintf("Data '%s' is neither an existing folder of images nor a built-in data set (%s).",
+    input_error(sprintf("'data' = '%s' is neither an existing folder of images nor a built-in data set (%s).",
                         data, paste(BUILTIN_DATA, collapse = ", ")))
   }
   kd <- keras_dit()

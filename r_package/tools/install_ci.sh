@@ -5,11 +5,16 @@
 #   2. rpy2 3.5 in the calling Python (3.6 does not load against R 4.2).
 #   3. A virtualenv for reticulate with numpy<2 (Debian's reticulate 1.28 cannot convert NumPy 2 arrays),
 #      keras, tensorflow-cpu and jax, plus this checkout of keras_dit (editable, no deps).
+#   4. The wheels that install_kerasdit(backend = "jax") installs, downloaded once into a folder: the README test
+#      (tests/r/test_readme.py) makes its fresh virtualenv from them, as pip would from its cache, without the network.
 # The virtualenv is $KERAS_DIT_R_VENV (default ~/.cache/keras_dit/r-venv); the tests point RETICULATE_PYTHON at it.
+# The wheels are in $KERAS_DIT_R_WHEELS (default ~/.cache/keras_dit/r-wheels), downloaded again when pyproject.toml
+# changes.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 python=${PYTHON:-python3}
 venv=${KERAS_DIT_R_VENV:-$HOME/.cache/keras_dit/r-venv}
+wheels=${KERAS_DIT_R_WHEELS:-$HOME/.cache/keras_dit/r-wheels}
 
 missing=()
 for pkg in r-base-core r-cran-reticulate r-cran-testthat r-cran-rmarkdown r-cran-roxygen2 r-cran-png pandoc; do
@@ -34,4 +39,11 @@ if ! "$venv/bin/python" -c "import numpy, keras, jax, tensorflow, sklearn; asser
 fi
 # Always (re)point the editable install at this checkout: a few seconds.
 "$venv/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$repo"
+stamp=$(sha256sum "$repo/pyproject.toml" | cut -c1-16)
+if [ "$(cat "$wheels/.pyproject" 2>/dev/null)" != "$stamp" ]; then
+  echo "install_ci.sh: downloading the wheels of install_kerasdit(backend = \"jax\") into $wheels"
+  rm -rf "$wheels" && mkdir -p "$wheels"
+  "$venv/bin/pip" download -q --disable-pip-version-check -d "$wheels" "$repo[jax]" "numpy>=1.26,<2" "setuptools>=68"
+  echo "$stamp" > "$wheels/.pyproject"
+fi
 echo "install_ci.sh: R $(Rscript -e 'cat(format(getRversion()))'), reticulate Python $venv/bin/python"

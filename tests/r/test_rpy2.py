@@ -45,7 +45,7 @@ def test_png_written_by_r_is_the_numpy_image(r, tmp_path):
 def test_image_grid_matches_numpy(r):
     images = np.stack([np.full((2, 3, 1), v, np.int32) for v in (10, 20, 30)])
     grid = np.asarray(r("image_grid", images, ncol=2, padding=1))
-    expected = np.zeros((5, 7, 1), np.int32)
+    expected = np.full((5, 7, 1), 255, np.int32)  # white padding
     expected[0:2, 0:3] = 10
     expected[0:2, 4:7] = 20
     expected[3:5, 0:3] = 30
@@ -65,7 +65,7 @@ def test_float_images_stay_float_in_minus_one_one(r):
         ("as_image_array(array(1.5, c(1, 2, 2, 1)))", "[-1, 1]"),
         ("as_labels(c(0, 1.5))", "whole numbers"),
         ("as_labels(c(0, 10), num_classes = 10)", "0..9"),
-        ("use_backend('pytorch')", "Unknown Keras backend"),
+        ("use_backend('pytorch')", "'backend' must be one of \"tensorflow\", \"jax\", got \"pytorch\""),
         ("script_args(list(epochs = 1), c('--epochz', '2'))", "Unknown option --epochz"),
     ],
 )
@@ -79,6 +79,6 @@ def test_bad_r_inputs_raise_with_their_message(rpy2_kerasdit, expression, messag
 
 def test_numpy_pin_follows_the_installed_reticulate(rpy2_kerasdit):
     version = rpy2_kerasdit.r('format(utils::packageVersion("reticulate"))')[0]
-    pins = list(rpy2_kerasdit.r('kerasdit_requirements("jax")'))
+    pins = list(rpy2_kerasdit.r('kerasdit_requirements("jax", package = "src")'))
     expected = "numpy>=1.26,<2" if tuple(map(int, version.split(".")[:2])) < (1, 38) else "numpy>=1.26"
-    assert pins == ["keras-dit[jax]", expected]
+    assert pins == ["src[jax]", expected]

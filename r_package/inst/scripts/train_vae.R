@@ -5,6 +5,8 @@
 #
 # Writes <output>/vae.keras and <output>/vae_reconstructions.png (top row: inputs, bottom row: reconstructions).
 # Next: Rscript scale_factor.R, then Rscript train_DiT.R.
+# The perceptual loss downloads ImageNet VGG19 weights once (into ~/.keras/models/); offline, run with
+# --perceptual_weight 0, or with --vgg_weights PATH to a copy of vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5.
 
 # ---- Hyper-parameters: override any of them on the command line (--name value; "none" for NULL) ----
 hp <- list(

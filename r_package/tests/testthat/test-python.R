@@ -101,7 +101,8 @@ test_that("bad inputs give R errors that name the problem", {
   expect_error(train_dit(model, toy$images, toy$labels[-1]), "7 labels for 8 images", class = "kerasdit_error")
   expect_error(train_dit(model, toy$images, toy$labels, batch_size = 16), "larger than the data set",
                class = "kerasdit_python_error")
-  expect_error(train_dit("model", toy$images, toy$labels), "'model' must be a diffusion model", class = "kerasdit_error")
+  expect_error(train_dit("model", toy$images, toy$labels), "'model' must be a diffusion model",
+               class = "kerasdit_error")
   expect_error(train_dit(model, toy$images, toy$labels, epochs = 0), "'epochs' must be a whole number >= 1",
                class = "kerasdit_error")
   expect_error(generate_images(model, c(0, 1.5)), "'condition' must be .* whole numbers", class = "kerasdit_error")
@@ -135,8 +136,8 @@ test_that("the inputs of the issue give classed errors naming the argument, and 
   expect_error(train_dit(model, toy$images, toy$labels, learning_rate = "fast"),
                "'learning_rate' must be a number > 0, got \"fast\"", class = "kerasdit_error")
   vae <- kl_vae("kl-f4-tiny", in_channels = 1)
-  expect_error(train_vae(vae, toy, perceptual_weight = "none"), "'perceptual_weight' must be a number >= 0, got \"none\"",
-               class = "kerasdit_error")
+  expect_error(train_vae(vae, toy, perceptual_weight = "none"),
+               "'perceptual_weight' must be a number >= 0, got \"none\"", class = "kerasdit_error")
   expect_error(train_vae(vae, toy, vgg_weights = "no/such/vgg19.h5"), "no file 'no/such/vgg19.h5'",
                class = "kerasdit_error")
   expect_error(train_vae(vae, list(images = rgb, labels = toy$labels), batch_size = 4, perceptual_weight = 0),
