@@ -91,8 +91,8 @@ def test_readme_r_section_from_a_bare_machine(bare_user):
             command = " ".join([command, *SCRIPT_FLAGS[script]])
         result = timed(timings, script or command, command, env, checkout)
         assert result.returncode == 0, f"{command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    print("README R section, seconds per step:", json.dumps(timings, indent=1))
     (root / "readme_timings.json").write_text(json.dumps(timings, indent=1))
+    print("README R section, seconds per step:", json.dumps(timings, indent=1))
 
     # install_kerasdit() made the environment reticulate used, from the checkout's source, with numpy < 2.
     python = root / "virtualenvs" / "r-kerasdit" / "bin" / "python"
