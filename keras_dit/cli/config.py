@@ -118,6 +118,8 @@ SCHEMA = {
     "vae.kl_weight": _o(1e-6, "float", "weight of the KL term"),
     "vae.perceptual_weight": _o(0.0, "float", "weight of the VGG19 perceptual term (0 skips VGG)"),
     "vae.perceptual_weights": _o("imagenet", "str", "VGG19 weights: imagenet or a local .h5 file"),
+    "vae.per_channel": _o(False, "bool", "scale-factor: a shift (mean) and scale (1 / std) per latent channel "
+                          "instead of one 1 / std for all (Stable Diffusion's)"),
     "vae.cache": _o(None, "str", "latent cache written by cache-latents (default <output_dir>/latents.npz)",
                     nullable=True),
     # Conversion
