@@ -71,7 +71,7 @@ def _training_data(config):
     vae = builders.load_vae(config["model.autoencoder"], scaled=True) if config["model.autoencoder"] else None
     if not config["data.latent_cache"]:
         return dataset, dataset, vae
-    from keras_dit.data.latent_cache import read_latent_cache
+    from keras_dit.latent.latent_cache import read_latent_cache
 
     if vae is None:
         raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")
@@ -352,7 +352,7 @@ def _vae_and_data(config, scaled=False):
 def scale_factor(config):
     """Measure 1 / std of the VAE's latents on ``data.*`` (``vae.per_channel``: and their mean, per channel)
     and store it in the VAE file."""
-    from keras_dit.scale_factor import compute_scale_factor
+    from keras_dit.latent.scale_factor import compute_scale_factor
 
     path, vae, dataset = _vae_and_data(config)
     per_channel = config["vae.per_channel"]
@@ -366,7 +366,7 @@ def scale_factor(config):
 
 def cache_latents(config):
     """Encode ``data.*`` with the VAE once and write the latents (and conditions) to ``vae.cache``."""
-    from keras_dit.data.latent_cache import write_latent_cache
+    from keras_dit.latent.latent_cache import write_latent_cache
 
     _, vae, dataset = _vae_and_data(config, scaled=True)
     path = config["vae.cache"] or os.path.join(config["output_dir"], "latents.npz")

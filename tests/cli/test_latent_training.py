@@ -14,7 +14,7 @@ from keras_dit.cli.builders import read_condition_info
 from keras_dit.cli.commands import sample_conditions
 from keras_dit.cli.config import load_config
 from keras_dit.cli.main import run
-from keras_dit.data.latent_cache import LatentDataset
+from keras_dit.latent.latent_cache import LatentDataset
 from keras_dit.training_callbacks import image_grid
 from tests.cli.test_config import run_error
 from tests.cli.test_latent_pipeline import SIZE, latent_argv
