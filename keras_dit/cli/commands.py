@@ -304,7 +304,7 @@ def train_vae(config, resume=False):
     from keras_dit.tasks import VAETrainer
 
     out = config["output_dir"]
-    dataset = builders.build_data(config)
+    dataset = builders.build_data({**config, "data.batch_size": config["vae.batch_size"] or config["data.batch_size"]})
     path = config["vae.checkpoint"] or os.path.join(out, "vae.keras")
     state = os.path.join(out, "vae_trainer.keras")
     keras.utils.set_random_seed(config["seed"])
