@@ -145,7 +145,8 @@ class DiffusionModel(keras.Model):
                 f"The autoencoder makes {autoencoder.latent_channels}-channel latents but the backbone takes "
                 f"in_channels={channels}; build the backbone with in_channels={autoencoder.latent_channels}."
             )
-        autoencoder.trainable = False
+        for layer in autoencoder._flatten_layers(include_self=True):  # a VAE loaded with trainable=False in
+            layer.trainable = False  # its config builds its layers trainable: freeze every one
         self.autoencoder = autoencoder
 
     def attach_autoencoder(self, autoencoder):
