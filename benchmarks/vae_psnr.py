@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import keras_dit as kd  # noqa: E402
-from keras_dit.tasks.vae_trainer import psnr  # noqa: E402
+from keras_dit.latent.vae_trainer import psnr  # noqa: E402
 
 
 def resize(images, size):

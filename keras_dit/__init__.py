@@ -49,4 +49,5 @@ from keras_dit import metrics
 from keras_dit import optimizers
 from keras_dit import convert
 from keras_dit import distribution
-from keras_dit.scale_factor import compute_scale_factor
+from keras_dit import latent
+from keras_dit.latent.scale_factor import compute_scale_factor

@@ -1,6 +1,5 @@
 """Training callbacks of the command line (usable from Python too): atomic ``.keras`` checkpoints, a labelled
-sample grid every N epochs (decoded by a separate VAE for models trained on a latent cache), and the loss curve
-drawn with Pillow (no matplotlib needed).
+sample grid every N epochs, and the loss curve drawn with Pillow (no matplotlib needed).
 """
 
 import csv
@@ -10,8 +9,6 @@ import tempfile
 import keras
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from keras_dit.data.images import to_uint8
 
 
 def atomic_save(model, path):
@@ -87,18 +84,6 @@ def image_grid(images, captions=None, columns=None, cell=64):
     return grid
 
 
-def generate_images(model, autoencoder=None, **generate_kwargs):
-    """uint8 images of ``model.generate(**generate_kwargs)``.
-
-    A model trained on a latent cache holds no VAE and generates diffusion latents: ``autoencoder`` (the VAE the
-    cache was written with) unscales and decodes them. A model that holds its own VAE ignores ``autoencoder``.
-    """
-    if autoencoder is None or model.autoencoder is not None:
-        return model.generate(**generate_kwargs)
-    latents = model.generate(return_latents=True, **generate_kwargs)
-    return to_uint8(keras.ops.convert_to_numpy(autoencoder.decode(autoencoder.unscale_latents(latents))))
-
-
 class SampleGrid(keras.callbacks.Callback):
     """Every ``every`` epochs, generates one image per entry of ``conditions`` and saves a captioned grid PNG
     ``<folder>/epoch_<NNN>.png`` (the same seed each time, so grids compare across epochs).
@@ -109,20 +94,16 @@ class SampleGrid(keras.callbacks.Callback):
         captions: one caption per image (e.g. class names).
         every: epochs between grids (0 disables).
         num_images: how many images an unconditional model draws.
-        autoencoder: the VAE that decodes the latents of a model trained on a latent cache (see
-            ``generate_images``); ``None`` for a model that makes images itself.
         generate_kwargs: ``num_steps``, ``guidance_scale``, ``sampler`` ... for ``generate``.
     """
 
-    def __init__(self, folder, conditions=None, captions=None, every=5, num_images=16, autoencoder=None,
-                 **generate_kwargs):
+    def __init__(self, folder, conditions=None, captions=None, every=5, num_images=16, **generate_kwargs):
         super().__init__()
         self.folder = os.fspath(folder)
         self.conditions = conditions
         self.captions = captions
         self.every = int(every)
         self.num_images = num_images
-        self.autoencoder = autoencoder
         self.generate_kwargs = generate_kwargs
         self.paths = []
 
@@ -130,7 +111,7 @@ class SampleGrid(keras.callbacks.Callback):
         if self.every <= 0 or (epoch + 1) % self.every:
             return
         what = {"num_images": self.num_images} if self.conditions is None else {"condition": self.conditions}
-        images = generate_images(self.model, self.autoencoder, seed=0, **what, **self.generate_kwargs)
+        images = self.model.generate(seed=0, **what, **self.generate_kwargs)
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
         image_grid(images, self.captions, columns=min(len(images), 10)).save(path)

@@ -63,14 +63,18 @@ def condition_info(dataset):
     return {"kind": kind, "names": None if names is None else list(names)}
 
 
-def load_vae(path):
-    """A ``KLVAE`` from a ``.keras`` file, with a clear error for a missing file or another kind of model."""
+def load_vae(path, scaled=False):
+    """A ``KLVAE`` from a ``.keras`` file, with a clear error for a missing file or another kind of model;
+    ``scaled``: also one for a VAE whose scale factor was never measured (what latent diffusion needs)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"VAE file {path!r} does not exist; train one with keras-dit train-vae (it writes "
                                 "vae.checkpoint) or point vae.checkpoint / model.autoencoder at yours")
     vae = load_checkpoint(path)
     if not isinstance(vae, KLVAE):
         raise ValueError(f"{path!r} holds a {type(vae).__name__}, not a KLVAE; pass a VAE written by train-vae")
+    if scaled and vae.scale_factor is None:
+        raise ValueError(f"the VAE {path!r} has no scale factor; measure it first with keras-dit scale-factor "
+                         "(same config), which stores it in the file")
     return vae
 
 
@@ -112,23 +116,21 @@ def build_objective(config):
                              min_snr_gamma=config["objective.min_snr_gamma"])
 
 
-def build_model(config, dataset):
-    """The compiled ``DiffusionModel`` of ``config`` for ``dataset`` (images, or latents when the config trains
-    on a latent cache or through ``model.autoencoder``)."""
+def build_model(config, dataset, autoencoder=None):
+    """The compiled ``DiffusionModel`` of ``config`` for ``dataset``: in pixel space, or in the latents of the
+    ``model.autoencoder`` VAE (``autoencoder``, if already loaded), which the model holds whether it trains on
+    images or on a latent cache, so its ``model.keras`` makes images alone."""
     image_shape = tuple(dataset.image_shape)
-    autoencoder = None
     if config["model.autoencoder"]:
-        vae = load_vae(config["model.autoencoder"])
-        shape = _latent_shape(vae, image_shape)
-        autoencoder = None if config["data.latent_cache"] else vae
+        autoencoder = autoencoder or load_vae(config["model.autoencoder"], scaled=True)
+        shape = _latent_shape(autoencoder, image_shape)
     else:
         if config["data.latent_cache"]:
             raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")
         shape = image_shape
     keras.utils.set_random_seed(config["seed"])
     backbone = build_backbone(config, shape, condition_info(dataset))
-    model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder,
-                           scale_factor=1.0 if config["data.latent_cache"] else None, seed=config["seed"])
+    model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"])
     compile_model(model, config)
     return model
 

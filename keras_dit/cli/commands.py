@@ -13,7 +13,7 @@ from PIL import Image
 from keras_dit.cli import builders
 from keras_dit.cli.config import to_yaml
 from keras_dit.training_callbacks import (
-    AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, generate_images, image_grid,
+    AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, image_grid,
 )
 
 
@@ -63,16 +63,18 @@ def _resume(checkpoint, fresh, steps_per_epoch, dataset):
 
 
 def _training_data(config):
-    """(fit-ready data, the image data set it comes from, the VAE that decodes the model's latents or None).
+    """(fit-ready data, the image data set it comes from, the VAE of ``model.autoencoder`` or None).
 
     Training on a latent cache needs the VAE the cache was written with (``model.autoencoder``): it checks the
-    cache and decodes the sample grids, so a missing VAE file stops the run here, before any work."""
+    cache and is saved in the model, so a missing VAE file stops the run here, before any work."""
     dataset = builders.build_data(config)
+    vae = builders.load_vae(config["model.autoencoder"], scaled=True) if config["model.autoencoder"] else None
     if not config["data.latent_cache"]:
-        return dataset, dataset, None
-    from keras_dit.data.latent_cache import read_latent_cache
+        return dataset, dataset, vae
+    from keras_dit.latent.latent_cache import read_latent_cache
 
-    vae = builders.load_vae(config["model.autoencoder"])
+    if vae is None:
+        raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")
     cache = read_latent_cache(config["data.latent_cache"], vae=vae, batch_size=config["data.batch_size"],
                               seed=config["seed"])
     return cache, dataset, vae
@@ -114,15 +116,13 @@ def sample_conditions(config, info, dataset=None):
 
 
 def _generate(model, config, conditions):
-    """uint8 samples; a model trained on a latent cache holds no VAE: its latents are decoded here by the VAE of
-    ``model.autoencoder``."""
+    """uint8 samples of ``sample.*``; a latent model decodes them with the VAE it holds."""
     kwargs = dict(num_steps=config["sample.num_steps"], sampler=config["sample.sampler"], seed=config["sample.seed"])
     if conditions is None:
         kwargs["num_images"] = config["sample.num_images"]
     else:
         kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
-    needs_vae = model.autoencoder is None and config["model.autoencoder"]
-    return generate_images(model, builders.load_vae(config["model.autoencoder"]) if needs_vae else None, **kwargs)
+    return model.generate(**kwargs)
 
 
 def train(config, resume=False):
@@ -131,7 +131,7 @@ def train(config, resume=False):
     data, dataset, vae = _training_data(config)
     info = builders.condition_info(dataset)
     conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
-    model = builders.build_model(config, dataset)
+    model = builders.build_model(config, dataset, vae)
     _start_run(config, resume, checkpoint)
     initial_epoch = 0
     if resume:
@@ -141,7 +141,7 @@ def train(config, resume=False):
     grid = None
     if config["train.sample_every"] > 0:
         grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
-                          every=config["train.sample_every"], num_images=len(captions), autoencoder=vae,
+                          every=config["train.sample_every"], num_images=len(captions),
                           num_steps=config["sample.num_steps"], sampler=config["sample.sampler"],
                           **({} if conditions is None else {"guidance_scale": config["sample.guidance_scale"]}))
     if initial_epoch >= config["train.epochs"]:
@@ -251,20 +251,40 @@ def evaluate(config):
     return results
 
 
+def _latent_stages(config, resume):
+    """The latent demo's first stages: train the VAE, measure its scale factor, cache the latents; returns
+    the wall seconds of each."""
+    stages = [("VAE training", lambda: train_vae(config, resume)), ("scale factor", lambda: scale_factor(config))]
+    if config["data.latent_cache"]:
+        stages.append(("latent cache", lambda: cache_latents(config)))
+    seconds = {}
+    for name, stage in stages:
+        start = time.time()
+        stage()
+        seconds[name] = time.time() - start
+    return seconds
+
+
 def demo(config, resume=False):
-    """Train the class-conditional digits model, sample every class, score the samples, write report.txt."""
+    """Train the class-conditional digits model, sample every class, score the samples, write report.txt.
+
+    With ``model.autoencoder`` (preset ``latent-digits``) it is the whole latent pipeline: train-vae,
+    scale-factor, cache-latents (when ``data.latent_cache`` is set), then train and sample in the latents."""
     if config["data.source"] != "digits":
         raise ValueError(f"the demo trains on the built-in digits; data.source is {config['data.source']!r}")
+    seconds = _latent_stages(config, resume) if config["model.autoencoder"] else {}
     start = time.time()
     model = train(config, resume)
     trained = time.time()
     sample(config, model)
     results = evaluate(config)["digits"]
+    seconds.update({"DiT training": trained - start, "sampling and scoring": time.time() - trained})
     out = config["output_dir"]
+    space = f"the latents of a KL-VAE ({config['model.autoencoder']})" if config["model.autoencoder"] else "pixels"
     lines = [
-        "keras-dit demo: class-conditional DiT on scikit-learn's digits",
-        f"backend: {keras.backend.backend()}; training {trained - start:.0f} s, sampling and scoring "
-        f"{time.time() - trained:.0f} s",
+        f"keras-dit demo: class-conditional DiT on scikit-learn's digits, in {space}",
+        f"backend: {keras.backend.backend()}; " + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
+        + f" (total {sum(seconds.values()):.0f} s)",
         f"samples recognised as their class: {results['accuracy']:.1%} of {results['num_images']} "
         f"(the classifier scores {results['classifier_test_accuracy']:.1%} on held-out real digits)",
         "per class: " + ", ".join(f"{k} {v:.0%}" for k, v in results["per_class_accuracy"].items()),
@@ -284,7 +304,7 @@ def train_vae(config, resume=False):
     from keras_dit.tasks import VAETrainer
 
     out = config["output_dir"]
-    dataset = builders.build_data(config)
+    dataset = builders.build_data({**config, "data.batch_size": config["vae.batch_size"] or config["data.batch_size"]})
     path = config["vae.checkpoint"] or os.path.join(out, "vae.keras")
     state = os.path.join(out, "vae_trainer.keras")
     keras.utils.set_random_seed(config["seed"])
@@ -311,10 +331,11 @@ def train_vae(config, resume=False):
     return trainer.vae
 
 
-def _vae_and_data(config):
-    """(VAE path, the VAE of ``vae.checkpoint``, the data of ``data.*`` in order), checked to fit each other."""
+def _vae_and_data(config, scaled=False):
+    """(VAE path, the VAE of ``vae.checkpoint``, the data of ``data.*`` in order), checked to fit each other
+    (``scaled``: and the VAE's scale factor measured)."""
     path = config["vae.checkpoint"] or os.path.join(config["output_dir"], "vae.keras")
-    vae = builders.load_vae(path)
+    vae = builders.load_vae(path, scaled)
     dataset = builders.build_data(config, shuffle=False, drop_remainder=False)
     height, width, channels = dataset.image_shape
     factor = vae.downsampling_factor
@@ -329,21 +350,25 @@ def _vae_and_data(config):
 
 
 def scale_factor(config):
-    """Measure 1 / std of the VAE's latents on ``data.*`` and store it in the VAE file."""
-    from keras_dit.scale_factor import compute_scale_factor
+    """Measure 1 / std of the VAE's latents on ``data.*`` (``vae.per_channel``: and their mean, per channel)
+    and store it in the VAE file."""
+    from keras_dit.latent.scale_factor import compute_scale_factor
 
     path, vae, dataset = _vae_and_data(config)
-    factor = compute_scale_factor(vae, dataset, verbose=config["train.verbose"])
+    per_channel = config["vae.per_channel"]
+    factor = compute_scale_factor(vae, dataset, per_channel=per_channel, shift=per_channel,
+                                  verbose=config["train.verbose"])
     atomic_save(vae, path)
-    _say(f"scale factor {factor} stored in {path}")
+    shift = "" if vae.shift_factor is None else f", shift {np.round(vae.shift_factor, 4).tolist()}"
+    _say(f"scale factor {np.round(factor, 4).tolist()}{shift} stored in {path}")
     return factor
 
 
 def cache_latents(config):
     """Encode ``data.*`` with the VAE once and write the latents (and conditions) to ``vae.cache``."""
-    from keras_dit.data.latent_cache import write_latent_cache
+    from keras_dit.latent.latent_cache import write_latent_cache
 
-    _, vae, dataset = _vae_and_data(config)
+    _, vae, dataset = _vae_and_data(config, scaled=True)
     path = config["vae.cache"] or os.path.join(config["output_dir"], "latents.npz")
     write_latent_cache(vae, dataset, path, batch_size=config["data.batch_size"], verbose=config["train.verbose"])
     _say(f"wrote {path}; train on it with --set data.latent_cache={path}")

@@ -114,10 +114,13 @@ SCHEMA = {
     "vae.preset": _o("kl-f4-tiny", "str", "KLVAE preset (kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16)"),
     "vae.checkpoint": _o(None, "str", "the VAE .keras file (default <output_dir>/vae.keras)", nullable=True),
     "vae.epochs": _o(10, "int", "VAE training epochs"),
+    "vae.batch_size": _o(None, "int", "VAE training batch (default: data.batch_size)", nullable=True),
     "vae.learning_rate": _o(1e-4, "float", "VAE Adam learning rate"),
     "vae.kl_weight": _o(1e-6, "float", "weight of the KL term"),
     "vae.perceptual_weight": _o(0.0, "float", "weight of the VGG19 perceptual term (0 skips VGG)"),
     "vae.perceptual_weights": _o("imagenet", "str", "VGG19 weights: imagenet or a local .h5 file"),
+    "vae.per_channel": _o(False, "bool", "scale-factor: a shift (mean) and scale (1 / std) per latent channel "
+                          "instead of one 1 / std for all (Stable Diffusion's)"),
     "vae.cache": _o(None, "str", "latent cache written by cache-latents (default <output_dir>/latents.npz)",
                     nullable=True),
     # Conversion

@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_dit.convert.diffusers import register
 from keras_dit.convert.state_dict import StateDictLoader, dense
-from keras_dit.models.kl_vae import KLVAE
+from keras_dit.latent.kl_vae import KLVAE
 
 
 def _conv_kernel(w):

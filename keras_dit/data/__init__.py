@@ -17,4 +17,4 @@ from keras_dit.data.builtin import (
 from keras_dit.data.dataset import ArrayDataset, BatchedDataset
 from keras_dit.data.image_folder import ImageFolder, list_images
 from keras_dit.data.images import IMAGE_EXTENSIONS, load_image, to_float, to_uint8
-from keras_dit.data.latent_cache import LatentDataset, read_latent_cache, write_latent_cache
+from keras_dit.latent.latent_cache import LatentDataset, read_latent_cache, write_latent_cache

@@ -4,7 +4,8 @@ Training data are ``(images, condition)`` tuples, ``{"images": ..., "condition":
 alone (unconditional), from NumPy arrays, a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``. With an
 ``autoencoder`` the images are encoded to latents on the fly; without one they are used as they are (pixels).
 ``{"latents": ..., "condition": ...}`` batches (what ``kd.data.read_latent_cache`` yields) hold diffusion
-latents, already encoded and scaled, which the backbone takes as they are. Each step draws noise and
+latents, already encoded and scaled, which the backbone takes as they are; the model still holds the autoencoder
+that wrote them, to decode what it generates. Each step draws noise and
 timesteps from a ``SeedGenerator`` the model owns, so ``fit`` is jit-compiled and reproducible on every backend.
 """
 
@@ -69,10 +70,12 @@ class DiffusionModel(keras.Model):
     Args:
         backbone: a ``keras_dit.models`` backbone (DiT, UViT, ReiMei).
         objective: ``kd.diffusion.GaussianDiffusion`` or ``kd.diffusion.RectifiedFlow``.
-        autoencoder: optional frozen ``KLVAE``; training images are encoded, generated latents decoded.
+        autoencoder: optional frozen ``KLVAE`` (latent diffusion); training images are encoded, generated
+            latents decoded, and it is saved with the model, so a ``.keras`` file makes images alone. Train on a
+            latent cache with the autoencoder that wrote it: ``{"latents": ...}`` batches only skip the encoding.
         scale_factor, shift_factor: latents fed to the backbone are ``(z - shift) * scale`` (scalars or one
             value per channel). ``None`` takes the autoencoder's own (``kd.compute_scale_factor`` stores them
-            there), else 1 and 0. Without an autoencoder they normalise cached latents.
+            there; an autoencoder without a scale factor is an error), else 1 and 0 (pixels).
         cfg_dropout: rate at which training replaces the condition by the null condition, for
             classifier-free guidance. ``None`` keeps the rate the backbone was built with (DiT's
             ``class_dropout_prob``); a number sets it. The dropout itself lives in the backbone's condition
@@ -102,11 +105,12 @@ class DiffusionModel(keras.Model):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.objective = objective
-        self.autoencoder = autoencoder
-        if autoencoder is not None:
-            autoencoder.trainable = False
+        self.autoencoder = None
         self.scale_factor = scale_factor
         self.shift_factor = shift_factor
+        if autoencoder is not None:
+            self._set_autoencoder(autoencoder)
+        self.latent_factors()  # checks the factors now, not at the first batch
         self.cfg_dropout = cfg_dropout
         if cfg_dropout is not None:
             self._set_condition_dropout(cfg_dropout)
@@ -133,11 +137,51 @@ class DiffusionModel(keras.Model):
     # Training
     # ----------------------------------------------------------------------------------------------------
 
+    def _set_autoencoder(self, autoencoder):
+        """Hold ``autoencoder`` (frozen), after checking that its latents are what the backbone takes."""
+        channels = self.backbone.input["x"].shape[-1]
+        if autoencoder.latent_channels != channels:
+            raise ValueError(
+                f"The autoencoder makes {autoencoder.latent_channels}-channel latents but the backbone takes "
+                f"in_channels={channels}; build the backbone with in_channels={autoencoder.latent_channels}."
+            )
+        for layer in autoencoder._flatten_layers(include_self=True):  # a VAE loaded with trainable=False in
+            layer.trainable = False  # its config builds its layers trainable: freeze every one
+        self.autoencoder = autoencoder
+
+    def attach_autoencoder(self, autoencoder):
+        """Give a latent model saved without its VAE (by keras_dit before models carried it) the VAE its latent
+        cache was written with, so ``generate`` decodes images; save the model again to keep it.
+
+        Such models hold ``scale_factor=1.0`` (their cache's latents were already scaled); from now on the
+        factors are the autoencoder's, as for a model built with it."""
+        self._set_autoencoder(autoencoder)
+        self.scale_factor = self.shift_factor = None
+        self.latent_factors()
+
     def latent_factors(self):
-        """(scale, shift) as float32 arrays (scalars or per channel): this model's, else the autoencoder's."""
+        """(scale, shift) as float32 arrays (scalars or per channel): this model's, else the autoencoder's.
+
+        A model with an autoencoder needs a scale factor (its own or the autoencoder's): without one the
+        backbone would see latents of arbitrary spread, which is what makes latent samples unreadable."""
         scale = self.scale_factor if self.scale_factor is not None else getattr(self.autoencoder, "scale_factor", None)
         shift = self.shift_factor if self.shift_factor is not None else getattr(self.autoencoder, "shift_factor", None)
-        return np.asarray(1.0 if scale is None else scale, "float32"), np.asarray(0.0 if shift is None else shift, "float32")
+        if scale is None and self.autoencoder is not None:
+            raise ValueError(
+                "The autoencoder has no scale_factor: measure it first with kd.compute_scale_factor(vae, images) "
+                "(keras-dit scale-factor), or pass scale_factor=1.0 to diffuse its latents unscaled."
+            )
+        scale = np.asarray(1.0 if scale is None else scale, "float32")
+        shift = np.asarray(0.0 if shift is None else shift, "float32")
+        channels = self.backbone.input["x"].shape[-1]
+        for name, value in (("scale_factor", scale), ("shift_factor", shift)):
+            if value.ndim > 1 or value.size not in (1, channels) or not np.all(np.isfinite(value)):
+                raise ValueError(f"{name}={value.tolist()} must be a finite number or {channels} finite numbers (one "
+                                 "per latent channel); measure it again with kd.compute_scale_factor.")
+        if np.any(scale == 0):
+            raise ValueError(f"scale_factor={scale.tolist()} has a zero; it multiplies the latents and must be "
+                             "nonzero (measure it with kd.compute_scale_factor).")
+        return scale, shift
 
     def encode(self, images):
         """Images -> the latents the backbone sees, ``(z - shift) * scale``.
@@ -165,7 +209,14 @@ class DiffusionModel(keras.Model):
             )
 
     def decode(self, latents):
+        """Diffusion latents -> images in [-1, 1] (the autoencoder decodes ``z / scale + shift``)."""
         scale, shift = self.latent_factors()
+        if self.autoencoder is None and self.scale_factor is not None:
+            raise ValueError(
+                "This model diffuses latents (scale_factor is set) but holds no autoencoder to decode them: it was "
+                "saved by a keras_dit from before models carried their VAE. Load that VAE and call "
+                "model.attach_autoencoder(keras.saving.load_model('vae.keras')), then model.save(...), or retrain."
+            )
         z = latents / scale + shift
         return self.autoencoder.decode(z) if self.autoencoder is not None else z
 

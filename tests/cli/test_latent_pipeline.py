@@ -12,8 +12,8 @@ import pytest
 import keras_dit as kd
 from keras_dit.cli import builders
 from keras_dit.cli.main import main, run
-from keras_dit.data import latent_cache
-from keras_dit.data.latent_cache import vae_fingerprint
+from keras_dit.latent import latent_cache
+from keras_dit.latent.latent_cache import vae_fingerprint
 from tests.cli.test_config import run_error
 from tests.helpers import assert_close, to_numpy
 

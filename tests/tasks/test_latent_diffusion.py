@@ -64,3 +64,23 @@ def test_latents_key_marks_batches_as_encoded():
         model(vae)({"images": np.zeros((2, 16, 16, 1)), "latents": latents, "condition": labels})
     with pytest.raises(ValueError, match="backbone takes"):
         model(vae)({"latents": np.zeros((2, 16, 16, 1), "float32"), "condition": labels})
+
+
+def test_bad_autoencoders_and_factors_are_refused():
+    """A VAE whose latents the backbone cannot take, and scale factors that are missing, zero or not finite."""
+    def backbone(channels=4):
+        return kd.models.DiT(input_size=4, patch_size=1, in_channels=channels, hidden_size=16, depth=1,
+                             num_heads=2, num_classes=3, seed=0)
+
+    vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1, seed=0)
+    flow = kd.diffusion.RectifiedFlow()
+    with pytest.raises(ValueError, match="no scale_factor.*compute_scale_factor"):
+        kd.tasks.DiffusionModel(backbone(), flow, autoencoder=vae)
+    vae.scale_factor = 0.5
+    with pytest.raises(ValueError, match="4-channel latents.*in_channels=3.*in_channels=4"):
+        kd.tasks.DiffusionModel(backbone(3), flow, autoencoder=vae)
+    for bad, message in ((0.0, "nonzero"), (float("nan"), "finite"), ([1.0, 2.0], "4 finite numbers")):
+        with pytest.raises(ValueError, match=message):
+            kd.tasks.DiffusionModel(backbone(), flow, autoencoder=vae, scale_factor=bad)
+    vae.scale_factor = [1.0, 2.0, 3.0, 4.0]  # per channel: accepted
+    assert kd.tasks.DiffusionModel(backbone(), flow, autoencoder=vae).latent_factors()[0].shape == (4,)

@@ -9,11 +9,11 @@
 hp <- list(
   data = "digits",            # the data the VAE was trained on: a folder, or digits / synthetic
   image_size = 32,
-  channels = 3,
+  channels = 1,
   vae = "outputs/vae.keras",  # written by train_vae.R
   batch_size = 64,
   max_batches = 50,           # enough batches for a stable estimate; none uses all
-  backend = "tensorflow",
+  backend = "jax",
   output = "outputs"
 )
 

@@ -10,20 +10,20 @@
 hp <- list(
   data = "digits",            # a folder with one sub-folder per class, or digits / synthetic
   image_size = 32,
-  channels = 3,
+  channels = 1,
   vae = "outputs/vae.keras",  # from train_vae.R + scale_factor.R; none: pixel-space diffusion
   patch_size = 2,
   hidden_size = 128,
-  depth = 6,
+  depth = 4,
   num_heads = 4,
   class_dropout_prob = 0.1,   # label dropout, for classifier-free guidance
-  objective = "gaussian",     # gaussian (DDPM) or flow (rectified flow)
-  epochs = 20,
-  batch_size = 32,
-  learning_rate = 1e-4,
-  sample_steps = 50,
-  guidance_scale = 4,
-  backend = "tensorflow",
+  objective = "flow",         # gaussian (DDPM) or flow (rectified flow)
+  epochs = 30,
+  batch_size = 64,
+  learning_rate = 1e-3,
+  sample_steps = 20,
+  guidance_scale = 3,
+  backend = "jax",
   output = "outputs",
   seed = 0
 )

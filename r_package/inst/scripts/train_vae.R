@@ -12,15 +12,15 @@
 hp <- list(
   data = "digits",            # a folder of images, or a built-in data set: digits, synthetic
   image_size = 32,            # images are resized and cropped to this side
-  channels = 3,               # 3 (RGB) or 1 (grayscale)
-  preset = "kl-f4-demo",      # KL-VAE preset: kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16
-  epochs = 10,
+  channels = 1,               # 3 (RGB) or 1 (grayscale)
+  preset = "kl-f4-tiny",      # KL-VAE preset: kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16
+  epochs = 6,
   batch_size = 32,
-  learning_rate = 1e-4,
+  learning_rate = 2e-3,
   kl_weight = 1e-6,
-  perceptual_weight = 0.1,    # 0 trains without the VGG19 perceptual loss
+  perceptual_weight = 0,      # 0 trains without the VGG19 perceptual loss
   vgg_weights = "imagenet",   # VGG19 weights: imagenet (downloaded once), a .h5 file, or none (random)
-  backend = "tensorflow",     # tensorflow or jax
+  backend = "jax",           # jax or tensorflow
   output = "outputs",         # where vae.keras goes
   seed = 0
 )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from keras_dit.scale_factor import compute_scale_factor
+from keras_dit.latent.scale_factor import compute_scale_factor
 from tests.helpers import to_numpy
 
 

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_dit.losses.kl import gaussian_kl
-from keras_dit.models.kl_vae import KLVAE
+from keras_dit.latent.kl_vae import KLVAE
 
 
 def psnr(images, reconstructions):

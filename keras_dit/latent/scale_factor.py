@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_dit.data.latent_cache import encode_dataset
+from keras_dit.latent.latent_cache import encode_dataset
 
 
 def compute_scale_factor(vae, dataset, per_channel=False, shift=False, sample=False, batch_size=32,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from keras_dit.tasks.vae_trainer import psnr
+from keras_dit.latent.vae_trainer import psnr
 from tests.helpers import assert_close, to_numpy
 
 METRICS = {"loss", "reconstruction", "kl", "perceptual", "psnr"}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from keras_dit.data.latent_cache import read_latent_cache, write_latent_cache
+from keras_dit.latent.latent_cache import read_latent_cache, write_latent_cache
 from tests.helpers import assert_close, to_numpy
 
 

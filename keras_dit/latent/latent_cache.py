@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from keras_dit.data.dataset import EpochOrder
-from keras_dit.models.kl_vae import DiagonalGaussian, plain_factor
+from keras_dit.latent.kl_vae import DiagonalGaussian, plain_factor
 
 FORMAT = "keras_dit.latent_cache"
 VERSION = 1
