@@ -20,7 +20,7 @@ hp <- list(
   kl_weight = 1e-6,
   perceptual_weight = 0,      # 0 trains without the VGG19 perceptual loss
   vgg_weights = "imagenet",   # VGG19 weights: imagenet (downloaded once), a .h5 file, or none (random)
-  backend = "jax",           # jax or tensorflow
+  backend = "jax",            # jax or tensorflow
   output = "outputs",         # where vae.keras goes
   seed = 0
 )
