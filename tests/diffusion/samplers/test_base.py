@@ -76,10 +76,10 @@ def test_noise_rank(noise):
 
 
 @pytest.mark.parametrize("sampler,objective,hint", [
-    (kd.samplers.DDIM(), kd.diffusion.RectifiedFlow(), "use Euler or Heun"),
-    (kd.samplers.DDPM(), kd.diffusion.RectifiedFlow(), "use Euler or Heun"),
-    (kd.samplers.Euler(), kd.diffusion.GaussianDiffusion(), "use DDPM or DDIM"),
-    (kd.samplers.Heun(), kd.diffusion.GaussianDiffusion(), "use DDPM or DDIM"),
+    (kd.samplers.DDIM(), kd.diffusion.RectifiedFlow(), "use Euler, Heun, DPMSolverMultistep or UniPC"),
+    (kd.samplers.DDPM(), kd.diffusion.RectifiedFlow(), "use Euler, Heun, DPMSolverMultistep or UniPC"),
+    (kd.samplers.Euler(), kd.diffusion.GaussianDiffusion(), "use DDPM, DDIM, DPMSolverMultistep or UniPC"),
+    (kd.samplers.Heun(), kd.diffusion.GaussianDiffusion(), "use DDPM, DDIM, DPMSolverMultistep or UniPC"),
 ])
 def test_wrong_objective(sampler, objective, hint):
     with pytest.raises(ValueError, match=f"{type(sampler).__name__} samples .*; {hint} for it"):

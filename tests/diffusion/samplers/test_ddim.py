@@ -25,7 +25,7 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
     objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
     model_fn = gaussian_model(objective)
     noise = initial_noise()
-    noises = step_noises(num_steps - 1) if eta > 0 else []
+    noises = step_noises(num_steps - 1) + [np.zeros_like(noise)] if eta > 0 else []
     ours = NoisyDDIM(noises, eta=eta, timestep_spacing=spacing, clip_x0=clip).sample(
         model_fn, noise, num_steps, objective
     )
@@ -40,7 +40,7 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
     scheduler.set_timesteps(num_steps)
     theirs = diffusers_sample(
         scheduler, lambda x, t: model_fn(x, t)[..., :channels], noise,
-        noises=noises + [np.zeros_like(noise)] if eta > 0 else (),
+        noises=noises,
         step_kwargs={"eta": eta, "use_clipped_model_output": True},
     )
     assert_parity("DDIM", ours, theirs)
@@ -70,10 +70,11 @@ def test_parity_eta_one_is_ddpm(monkeypatch, spacing, num_steps):
     """At eta = 1, DDIM is DDPM with the small variance: compare with diffusers' DDPMScheduler on any grid."""
     objective = kd.diffusion.GaussianDiffusion()
     model_fn = gaussian_model(objective)
-    noise, noises = initial_noise(), step_noises(num_steps - 1)
+    noise = initial_noise()
+    noises = step_noises(num_steps - 1) + [np.zeros_like(noise)]
     ours = NoisyDDIM(noises, eta=1.0, timestep_spacing=spacing).sample(model_fn, noise, num_steps, objective)
     scheduler = share_tables(diffusers.DDPMScheduler(timestep_spacing=spacing, clip_sample=False), objective)
-    patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
+    patched_ddpm_noise(monkeypatch, noises)
     scheduler.set_timesteps(num_steps)
     assert_parity("DDIM", ours, diffusers_sample(scheduler, model_fn, noise))
 
