@@ -118,6 +118,9 @@ def share_tables(scheduler, objective):
     scheduler.alphas = torch.tensor(1.0 - objective.betas, dtype=torch.float64)
     scheduler.alphas_cumprod = torch.tensor(objective.alphas_cumprod, dtype=torch.float64)
     scheduler.one = torch.tensor(1.0, dtype=torch.float64)
+    if hasattr(scheduler, "final_alpha_cumprod"):  # DDIM's alpha_bar after the last step
+        final = 1.0 if scheduler.config.set_alpha_to_one else objective.alphas_cumprod[0]
+        scheduler.final_alpha_cumprod = torch.tensor(final, dtype=torch.float64)
     return scheduler
 
 

@@ -81,3 +81,14 @@ def test_parity(shift, num_steps):
     scheduler.sigmas = torch.cat([sigmas[:1], sigmas[1:-1].repeat_interleave(2), sigmas[-1:]])
     scheduler.timesteps = 1000 * scheduler.sigmas[:-1]
     assert_parity("Heun", ours, diffusers_sample(scheduler, flow_model, noise, flow=True))
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+@pytest.mark.parametrize("num_steps", [1, 6, 30])
+def test_parity_diffusers_grid(shift, num_steps):
+    noise = initial_noise()
+    ours = kd.samplers.Heun(time_grid="diffusers").sample(flow_model, noise, num_steps,
+                                                          kd.diffusion.RectifiedFlow(shift=shift))
+    scheduler = diffusers.FlowMatchHeunDiscreteScheduler(shift=shift)
+    scheduler.set_timesteps(num_steps)
+    assert_parity("Heun", ours, diffusers_sample(scheduler, flow_model, noise, flow=True))
