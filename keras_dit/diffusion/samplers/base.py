@@ -148,6 +148,11 @@ class Sampler(Configurable):
     stochastic = False
     order = 1
 
+    @property
+    def has_steps(self):
+        """Whether the sampler implements ``step`` (the discrete-state samplers run their own loop in ``sample``)."""
+        return type(self).step is not Sampler.step
+
     def sample(self, model_fn, noise, num_steps, objective, seed=None):
         """Integrate from ``noise`` (t = noise end) to data and return the final ``x`` (same shape as ``noise``).
 
