@@ -101,7 +101,7 @@ def keras_worker(args):
     sample = lambda steps: model.generate(  # noqa: E731
         sample_labels, num_steps=steps, sampler="ddim", guidance_scale=4.0, seed=0, return_latents=True
     )
-    sample(2)  # compiles the forward
+    sample(args.sample_steps)  # compiles the sampling loop (one program per step count, batch and sampler)
     sample_seconds = timed(lambda: sample(args.sample_steps), 1)
     return dict(
         name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", gemm_gflops=gemm, setup_mib=setup_memory,
