@@ -4,6 +4,7 @@ A fresh process per measurement gives each its own peak memory and lets it pick 
 policy. The child prints its result as the last line of stdout that starts with ``{``.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,3 +24,26 @@ def run_child(script, argv, what, **env):
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"{what} failed (exit status {done.returncode})")
     return json.loads(lines[-1])
+
+
+def backend_worker(script, kind, backend, argv):
+    """``script``'s ``kind`` worker (``--worker kind``) on a Keras ``backend``; ``"tensorflow-xla"`` is
+    TensorFlow with ``--xla`` (the worker then compiles with ``jit_compile=True``)."""
+    xla = ["--xla"] if backend == "tensorflow-xla" else []
+    return run_child(script, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
+                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def worker_options(parser, workers):
+    """Add the hidden ``--worker`` / ``--xla`` options; returns ``run(args)``, which runs the named worker of
+    ``workers`` (name -> function of args) and prints its JSON result, or returns False without ``--worker``."""
+    parser.add_argument("--worker", choices=sorted(workers), help=argparse.SUPPRESS)
+    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
+
+    def run(args):
+        if not args.worker:
+            return False
+        print(json.dumps(workers[args.worker](args)))
+        return True
+
+    return run

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
+from child_process import backend_worker, worker_options  # benchmarks/ (the script's folder) is on sys.path
 
 CONFIGS = {
     # DiT-S/2 as in the paper, on the 32x32x4 latents of 256 px images.
@@ -177,12 +177,6 @@ def diffusers_worker(args):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def run_worker(kind, backend, argv):
-    xla = ["--xla"] if backend == "tensorflow-xla" else []
-    return run_child(__file__, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
-                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
-
-
 def report(args, runs):
     peer = runs[0]
     ceiling = max(run["gemm_gflops"] for run in runs)
@@ -217,15 +211,13 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     parser.add_argument("--sample-batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--sample-steps", type=int, default=50)
-    parser.add_argument("--worker", choices=["keras", "diffusers"], help=argparse.SUPPRESS)
-    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
+    run_as_worker = worker_options(parser, {"keras": keras_worker, "diffusers": diffusers_worker})
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps((keras_worker if args.worker == "keras" else diffusers_worker)(args)))
+    if run_as_worker(args):
         return
     argv = sys.argv[1:]
-    runs = [run_worker("diffusers", "torch", argv)]
-    runs += [run_worker("keras", backend, argv) for backend in args.backends]
+    runs = [backend_worker(__file__, "diffusers", "torch", argv)]
+    runs += [backend_worker(__file__, "keras", backend, argv) for backend in args.backends]
     report(args, runs)
 
 

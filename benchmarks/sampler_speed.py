@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
+from child_process import backend_worker, worker_options  # benchmarks/ (the script's folder) is on sys.path
 from dit_speed import CONFIGS as DIT_CONFIGS
 from dit_speed import NUM_CLASSES, timed
 
@@ -127,18 +127,13 @@ def main():
     parser.add_argument("--batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per sampler")
-    parser.add_argument("--worker", choices=["keras", "diffusers"], help=argparse.SUPPRESS)
-    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
+    run_as_worker = worker_options(parser, {"keras": keras_worker, "diffusers": diffusers_worker})
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps((keras_worker if args.worker == "keras" else diffusers_worker)(args)))
+    if run_as_worker(args):
         return
     argv = sys.argv[1:]
-    runs = [run_child(__file__, [*argv, "--worker", "diffusers"], "the diffusers worker", TF_CPP_MIN_LOG_LEVEL="2")]
-    for backend in args.backends:
-        xla = ["--xla"] if backend == "tensorflow-xla" else []
-        runs.append(run_child(__file__, [*argv, "--worker", "keras", *xla], f"the keras worker on {backend}",
-                              KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2"))
+    runs = [backend_worker(__file__, "diffusers", "torch", argv)]
+    runs += [backend_worker(__file__, "keras", backend, argv) for backend in args.backends]
     report(args, runs)
 
 

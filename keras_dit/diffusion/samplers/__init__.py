@@ -43,8 +43,9 @@ def get_sampler(name, objective=None, **kwargs):
     """A sampler by name, built with ``kwargs``; a ``Sampler`` instance is returned as it is.
 
     Names (any case): ``"ddpm"``, ``"ddim"``, ``"euler"``, ``"heun"``, ``"dpm_solver"``, ``"unipc"`` and the
-    discrete ``"tau_leaping"``, ``"discrete_euler"``. With a ``DiscreteCTMC`` ``objective``, ``"euler"`` is ``DiscreteEuler``. Given an
-    ``objective``, a sampler made for another kind of objective raises a ValueError naming the right ones.
+    discrete ``"tau_leaping"``, ``"discrete_euler"``. With a ``DiscreteCTMC`` ``objective``, ``"euler"`` is
+    ``DiscreteEuler``. Given an ``objective``, a sampler made for another kind of objective raises a ValueError
+    naming the right ones.
     """
     discrete, discrete_objective = _discrete_samplers()
     is_discrete = isinstance(objective, discrete_objective)
@@ -59,7 +60,8 @@ def get_sampler(name, objective=None, **kwargs):
     types = sampler.objective_type if isinstance(sampler.objective_type, tuple) else (sampler.objective_type,)
     if objective is not None and not isinstance(objective, types):
         fitting = {discrete_objective: "tau_leaping or euler (DiscreteEuler)",
-                   RectifiedFlow: "euler, heun, dpm_solver or unipc", GaussianDiffusion: "ddpm, ddim, dpm_solver or unipc"}
+                   RectifiedFlow: "euler, heun, dpm_solver or unipc",
+                   GaussianDiffusion: "ddpm, ddim, dpm_solver or unipc"}
         wanted = next((names for cls, names in fitting.items() if isinstance(objective, cls)), "one made for it")
         raise ValueError(
             f"The {type(sampler).__name__} sampler samples {' or '.join(t.__name__ for t in types)} models, but this "
