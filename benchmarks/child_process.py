@@ -34,16 +34,18 @@ def backend_worker(script, kind, backend, argv):
                      KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
 
 
-def worker_options(parser, workers):
-    """Add the hidden ``--worker`` / ``--xla`` options; returns ``run(args)``, which runs the named worker of
-    ``workers`` (name -> function of args) and prints its JSON result, or returns False without ``--worker``."""
+def run_workers(script, parser, workers):
+    """Parse ``parser``'s arguments (plus the hidden ``--worker`` / ``--xla``). As a worker: run the named one of
+    ``workers`` (``"keras"`` and ``"diffusers"`` -> function of args), print its JSON result and return None.
+    Otherwise run the diffusers worker, then the keras worker on each of ``args.backends``, each in a fresh
+    process, and return ``(args, runs)``."""
     parser.add_argument("--worker", choices=sorted(workers), help=argparse.SUPPRESS)
     parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
-
-    def run(args):
-        if not args.worker:
-            return False
+    args = parser.parse_args()
+    if args.worker:
         print(json.dumps(workers[args.worker](args)))
-        return True
-
-    return run
+        return None
+    argv = sys.argv[1:]
+    runs = [backend_worker(script, "diffusers", "torch", argv)]
+    runs += [backend_worker(script, "keras", backend, argv) for backend in args.backends]
+    return args, runs

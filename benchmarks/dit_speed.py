@@ -19,12 +19,11 @@ the configuration) is reported as a fraction of it. Prints a table and one JSON 
 import argparse
 import json
 import resource
-import sys
 import time
 
 import numpy as np
 
-from child_process import backend_worker, worker_options  # benchmarks/ (the script's folder) is on sys.path
+from child_process import run_workers  # benchmarks/ (the script's folder) is on sys.path
 
 CONFIGS = {
     # DiT-S/2 as in the paper, on the 32x32x4 latents of 256 px images.
@@ -211,14 +210,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     parser.add_argument("--sample-batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--sample-steps", type=int, default=50)
-    run_as_worker = worker_options(parser, {"keras": keras_worker, "diffusers": diffusers_worker})
-    args = parser.parse_args()
-    if run_as_worker(args):
-        return
-    argv = sys.argv[1:]
-    runs = [backend_worker(__file__, "diffusers", "torch", argv)]
-    runs += [backend_worker(__file__, "keras", backend, argv) for backend in args.backends]
-    report(args, runs)
+    done = run_workers(__file__, parser, {"keras": keras_worker, "diffusers": diffusers_worker})
+    if done:
+        report(*done)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ on a shared machine, compare ratios within one run. Prints a table and one JSON 
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-from child_process import backend_worker, worker_options  # benchmarks/ (the script's folder) is on sys.path
+from child_process import run_workers  # benchmarks/ (the script's folder) is on sys.path
 from dit_speed import CONFIGS as DIT_CONFIGS
 from dit_speed import NUM_CLASSES, timed
 
@@ -127,14 +126,9 @@ def main():
     parser.add_argument("--batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per sampler")
-    run_as_worker = worker_options(parser, {"keras": keras_worker, "diffusers": diffusers_worker})
-    args = parser.parse_args()
-    if run_as_worker(args):
-        return
-    argv = sys.argv[1:]
-    runs = [backend_worker(__file__, "diffusers", "torch", argv)]
-    runs += [backend_worker(__file__, "keras", backend, argv) for backend in args.backends]
-    report(args, runs)
+    done = run_workers(__file__, parser, {"keras": keras_worker, "diffusers": diffusers_worker})
+    if done:
+        report(*done)
 
 
 if __name__ == "__main__":
