@@ -4,6 +4,7 @@ A fresh process per measurement gives each its own peak memory and lets it pick 
 policy. The child prints its result as the last line of stdout that starts with ``{``.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -23,3 +24,28 @@ def run_child(script, argv, what, **env):
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"{what} failed (exit status {done.returncode})")
     return json.loads(lines[-1])
+
+
+def backend_worker(script, kind, backend, argv):
+    """``script``'s ``kind`` worker (``--worker kind``) on a Keras ``backend``; ``"tensorflow-xla"`` is
+    TensorFlow with ``--xla`` (the worker then compiles with ``jit_compile=True``)."""
+    xla = ["--xla"] if backend == "tensorflow-xla" else []
+    return run_child(script, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
+                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def run_workers(script, parser, workers):
+    """Parse ``parser``'s arguments (plus the hidden ``--worker`` / ``--xla``). As a worker: run the named one of
+    ``workers`` (``"keras"`` and ``"diffusers"`` -> function of args), print its JSON result and return None.
+    Otherwise run the diffusers worker, then the keras worker on each of ``args.backends``, each in a fresh
+    process, and return ``(args, runs)``."""
+    parser.add_argument("--worker", choices=sorted(workers), help=argparse.SUPPRESS)
+    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(workers[args.worker](args)))
+        return None
+    argv = sys.argv[1:]
+    runs = [backend_worker(script, "diffusers", "torch", argv)]
+    runs += [backend_worker(script, "keras", backend, argv) for backend in args.backends]
+    return args, runs

@@ -19,12 +19,11 @@ the configuration) is reported as a fraction of it. Prints a table and one JSON 
 import argparse
 import json
 import resource
-import sys
 import time
 
 import numpy as np
 
-from child_process import run_child  # benchmarks/, the running script's folder, is on sys.path
+from child_process import run_workers  # benchmarks/ (the script's folder) is on sys.path
 
 CONFIGS = {
     # DiT-S/2 as in the paper, on the 32x32x4 latents of 256 px images.
@@ -101,7 +100,7 @@ def keras_worker(args):
     sample = lambda steps: model.generate(  # noqa: E731
         sample_labels, num_steps=steps, sampler="ddim", guidance_scale=4.0, seed=0, return_latents=True
     )
-    sample(2)  # compiles the forward
+    sample(args.sample_steps)  # compiles the sampling loop (one program per step count, batch and sampler)
     sample_seconds = timed(lambda: sample(args.sample_steps), 1)
     return dict(
         name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", gemm_gflops=gemm, setup_mib=setup_memory,
@@ -177,12 +176,6 @@ def diffusers_worker(args):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def run_worker(kind, backend, argv):
-    xla = ["--xla"] if backend == "tensorflow-xla" else []
-    return run_child(__file__, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
-                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
-
-
 def report(args, runs):
     peer = runs[0]
     ceiling = max(run["gemm_gflops"] for run in runs)
@@ -217,16 +210,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation)")
     parser.add_argument("--sample-batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--sample-steps", type=int, default=50)
-    parser.add_argument("--worker", choices=["keras", "diffusers"], help=argparse.SUPPRESS)
-    parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps((keras_worker if args.worker == "keras" else diffusers_worker)(args)))
-        return
-    argv = sys.argv[1:]
-    runs = [run_worker("diffusers", "torch", argv)]
-    runs += [run_worker("keras", backend, argv) for backend in args.backends]
-    report(args, runs)
+    done = run_workers(__file__, parser, {"keras": keras_worker, "diffusers": diffusers_worker})
+    if done:
+        report(*done)
 
 
 if __name__ == "__main__":

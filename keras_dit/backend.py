@@ -76,41 +76,48 @@ def concrete_value(x):
 
 
 def compiled_inference(model, jit_compile=False):
-    """``inputs -> model(inputs, training=False)``, compiled once per input shape where the backend allows.
-
-    ``jit_compile``: on TensorFlow, compile with XLA (JAX always does; PyTorch runs eagerly).
+    """``inputs -> model(inputs, training=False)``, compiled once per input shape where the backend allows
+    (see ``compiled_function``).
 
     Unlike ``model.predict_on_batch`` it never donates the variables' buffers (Keras' JAX predict step does),
     so it is safe to call from a callback in the middle of ``fit`` (sample grids during training).
+    """
+    return compiled_function(lambda inputs: model(inputs, training=False), model.variables, jit_compile)
+
+
+def compiled_function(fn, variables, jit_compile=False):
+    """``fn(*args)`` compiled once per argument structure and shapes where the backend allows, for inference.
+
+    ``variables`` are the Keras variables ``fn`` reads (a model's); their current values are used at every
+    call, so weight updates and EMA swaps take effect without recompiling. ``fn`` may run a whole loop
+    (``keras.ops.fori_loop``): on JAX it becomes one ``jax.jit`` program (the variables' values passed in
+    through a ``keras.StatelessScope``, never donated); on TensorFlow one ``tf.function`` (with XLA when
+    ``jit_compile``, else a graph); PyTorch runs it eagerly under ``torch.no_grad`` (see the README's Sampling
+    section for what was measured there).
     """
     backend = name()
     if backend == "jax":
         import jax
 
         @jax.jit
-        def run(trainable, non_trainable, inputs):
-            return model.stateless_call(trainable, non_trainable, inputs, training=False)[0]
+        def run(values, args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*args)
 
-        def forward(inputs):
-            values = lambda variables: [v.value for v in variables]  # noqa: E731
-            return run(values(model.trainable_variables), values(model.non_trainable_variables), inputs)
-
-        return forward
+        return lambda *args: run([v.value for v in variables], args)
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(
-            lambda inputs: model(inputs, training=False), reduce_retracing=True, jit_compile=jit_compile
-        )
+        return tf.function(fn, reduce_retracing=True, jit_compile=jit_compile)
     if backend == "torch":
         import torch
 
-        def forward(inputs):
+        def run_eagerly(*args):
             with torch.no_grad():
-                return model(inputs, training=False)
+                return fn(*args)
 
-        return forward
-    return lambda inputs: model(inputs, training=False)
+        return run_eagerly
+    return fn
 
 
 def materialized(x):

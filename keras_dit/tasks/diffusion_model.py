@@ -16,9 +16,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_dit.backend import compiled_inference
-from keras_dit.diffusion.guidance import guided_model_fn
-from keras_dit.diffusion.samplers import default_sampler, get_sampler
+from keras_dit.backend import compiled_function, compiled_inference
+from keras_dit.diffusion.guidance import check_guidance_interval, guided_model_fn
+from keras_dit.diffusion.samplers import default_sampler, get_sampler, step_coefficients
+from keras_dit.diffusion.samplers.base import make_seed_generator
 from keras_dit.distribution import scale_loss_for_replicas
 
 
@@ -286,8 +287,13 @@ class DiffusionModel(keras.Model):
         seed=None,
         num_images=None,
         return_latents=False,
+        guidance_interval=None,
     ):
         """Sample images: uint8 NumPy (B, H, W, C).
+
+        The whole denoising loop (backbone, guidance and sampler update) runs as one compiled program, built
+        once per (sampler, steps, batch shape, guidance on or off, interval) and reused: see
+        ``_sampling_program``. Discrete-state samplers run their own loop around a compiled forward.
 
         Args:
             condition: (B,) labels (or the backbone's condition kind); ``None`` for an unconditional
@@ -299,24 +305,76 @@ class DiffusionModel(keras.Model):
             guidance_scale: classifier-free guidance scale; 1 is a single plain conditional forward.
             seed: makes the result reproducible: the same seed gives the same images.
             return_latents: return the sampled latents (float) instead of decoded uint8 images.
+            guidance_interval: ``(lo, hi)`` in [0, 1]: guide only at noise levels in that interval (0 = data,
+                1 = noise; ``kd.diffusion.guidance.noise_level``), the conditional prediction elsewhere.
         """
         sampler = get_sampler(default_sampler(self.objective) if sampler is None else sampler, self.objective)
+        interval = check_guidance_interval(guidance_interval)
         cond, uncond, batch = self._sampling_conditions(condition, negative_condition, guidance_scale, num_images)
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)
         noise = keras.random.normal(shape, seed=noise_seed)
-        # Guidance mixes the prediction channels only, not DiT's learned-variance channels.
-        guided = shape[-1] if getattr(self.objective, "learn_sigma", False) else None
-        model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, guided_channels=guided)
         with self.ema_weights():
-            latents = sampler.sample(
-                model_fn, noise, num_steps, self.objective,
-                seed=sampler_seed,
-            )
+            if sampler.has_steps:
+                latents = self._sample_compiled(sampler, noise, num_steps, cond, uncond, guidance_scale, interval,
+                                                sampler_seed)
+            else:
+                model_fn = guided_model_fn(self._predict, cond, uncond, guidance_scale, self._guided_channels(shape),
+                                           interval, self.objective)
+                latents = sampler.sample(model_fn, noise, num_steps, self.objective, seed=sampler_seed)
             if return_latents:
                 return ops.convert_to_numpy(latents)
             images = ops.convert_to_numpy(self.decode(latents))
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype("uint8")
+
+    def _guided_channels(self, shape):
+        """Guidance mixes the prediction channels only, not DiT's learned-variance channels."""
+        return shape[-1] if getattr(self.objective, "learn_sigma", False) else None
+
+    def _sample_compiled(self, sampler, noise, num_steps, cond, uncond, guidance_scale, interval, seed):
+        """``sampler``'s trajectory from ``noise`` by the compiled program of ``_sampling_program``: the step
+        tables and the stochastic samplers' per-step noise (drawn here, in order) are its inputs."""
+        tables = sampler.coefficients(num_steps, self.objective)
+        x = sampler.check_noise(noise)
+        noises = None
+        if sampler.stochastic:
+            generator = make_seed_generator(seed)
+            noises = ops.stack([sampler.noise_like(x, generator) for _ in range(num_steps)])
+        guided = uncond is not None and guidance_scale != 1.0
+        program = self._sampling_program(sampler, num_steps, tuple(x.shape), guided, interval)
+        tables = {key: ops.convert_to_tensor(value.astype("float32")) for key, value in tables.items()}
+        scale = ops.convert_to_tensor(guidance_scale, "float32")
+        return program(x, cond, uncond if guided else None, scale, tables, noises)
+
+    def _sampling_program(self, sampler, num_steps, shape, guided, interval):
+        """The compiled sampling loop ``(x, cond, uncond, scale, tables, noises) -> x0``, cached per configuration.
+
+        One ``keras.ops.fori_loop`` over ``sampler.step`` with the guided backbone forward inside, compiled by
+        ``kd.backend.compiled_function`` (one XLA program on JAX; a ``tf.function``, with XLA under
+        ``compile(jit_compile=True)``, on TensorFlow; eager on PyTorch). The key holds what the program's code
+        depends on: the sampler's class and configuration, the step count, the batch shape, whether guidance
+        runs (and its interval) and ``jit_compile``; guidance scale, step coefficients and weights are inputs.
+        """
+        key = (repr(sampler), num_steps, shape, guided, interval, self.jit_compile)
+        programs = self.__dict__.setdefault("_sampling_programs", {})
+        if key not in programs:
+            objective, channels = self.objective, self._guided_channels(shape)
+
+            def forward(x, t, condition):
+                return self.denoise(x, t, condition)
+
+            def loop(x, cond, uncond, scale, tables, noises):
+                model_fn = guided_model_fn(forward, cond, uncond if guided else None, scale, channels, interval,
+                                           objective)
+
+                def body(i, carry):
+                    noise = None if noises is None else noises[i]
+                    return sampler.step(model_fn, carry[0], step_coefficients(tables, i), carry[1], objective, noise)
+
+                return ops.fori_loop(0, num_steps, body, (x, sampler.initial_state(x)))[0]
+
+            programs[key] = compiled_function(loop, self.backbone.variables, jit_compile=self.jit_compile)
+        return programs[key]
 
     def _predict(self, x, t, condition):
         """One compiled backbone forward (compiled once per input shape, see ``compiled_inference``; with XLA on
@@ -324,9 +382,10 @@ class DiffusionModel(keras.Model):
         inputs = {"x": ops.convert_to_tensor(x), "t": self.objective.model_time(t)}
         if condition is not None:
             inputs["condition"] = ops.convert_to_tensor(condition)
-        if getattr(self, "_compiled_backbone", None) is None:
-            self._compiled_backbone = compiled_inference(self.backbone, jit_compile=self.jit_compile)
-        return self._compiled_backbone(inputs)
+        compiled = self.__dict__.setdefault("_compiled_backbones", {})
+        if self.jit_compile not in compiled:
+            compiled[self.jit_compile] = compiled_inference(self.backbone, jit_compile=self.jit_compile)
+        return compiled[self.jit_compile](inputs)
 
     def _sampling_conditions(self, condition, negative_condition, guidance_scale, num_images):
         if not self.is_conditional:

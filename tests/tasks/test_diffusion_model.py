@@ -91,21 +91,22 @@ def flow_model():
 def test_same_seed_same_images_and_guidance_batches_once(flow_model):
     model = flow_model
     calls = []
-    predict = model._predict
+    denoise = model.denoise
 
-    def counting_predict(x, t, condition):
-        calls.append(int(x.shape[0]))
-        return predict(x, t, condition)
+    def counting_denoise(x, t, condition=None, training=False):
+        calls.append(int(x.shape[0]))  # once per step eagerly, once per trace in a compiled sampling loop
+        return denoise(x, t, condition, training)
 
-    model._predict = counting_predict
+    model.denoise = counting_denoise
+    model.__dict__.pop("_sampling_programs", None)  # trace afresh
     try:
         a = model.generate([0, 1], num_steps=3, seed=7)
-        assert calls == [2, 2, 2]  # guidance scale 1: one forward per step, conditional only
+        assert calls and set(calls) == {2}  # guidance scale 1: conditional forwards only
         calls.clear()
         b = model.generate([0, 1], num_steps=3, seed=7, guidance_scale=3.0)
-        assert calls == [4, 4, 4]  # cond + uncond in one batched forward per step
+        assert calls and set(calls) == {4}  # cond + uncond in one batched forward per step
     finally:
-        del model._predict
+        del model.denoise
     np.testing.assert_array_equal(a, model.generate([0, 1], num_steps=3, seed=7))
     assert not np.array_equal(a, model.generate([0, 1], num_steps=3, seed=8))
     assert not np.array_equal(a, b)

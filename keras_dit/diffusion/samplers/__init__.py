@@ -1,20 +1,27 @@
 """Samplers: turn noise into data with a model function ``model_fn(x, t)``.
 
 ``DDPM`` and ``DDIM`` sample ``GaussianDiffusion`` models; ``Euler`` and ``Heun`` sample ``RectifiedFlow``
-models; ``TauLeaping`` and ``DiscreteEuler`` (in ``keras_dit.diffusion.discrete``) sample ``DiscreteCTMC``
-models. ``get_sampler("ddim")`` builds one by name; ``default_sampler(objective)`` names the usual one.
+models; the few-step multistep solvers ``DPMSolverMultistep`` (DPM-Solver++) and ``UniPC`` sample both;
+``TauLeaping`` and ``DiscreteEuler`` (in ``keras_dit.diffusion.discrete``) sample ``DiscreteCTMC`` models.
+``get_sampler("ddim")`` builds one by name; ``default_sampler(objective)`` names the usual one. Every sampler
+but the discrete ones exposes its steps (``coefficients``, ``initial_state``, ``step``; see ``base``).
 """
 
 from keras_dit.diffusion.flow import RectifiedFlow
 from keras_dit.diffusion.gaussian import GaussianDiffusion
-from keras_dit.diffusion.samplers.base import Sampler, flow_times, spaced_timesteps
+from keras_dit.diffusion.samplers.base import (
+    Sampler, flow_times, solver_timesteps, spaced_timesteps, step_coefficients,
+)
 from keras_dit.diffusion.samplers.ddim import DDIM
 from keras_dit.diffusion.samplers.ddpm import DDPM
+from keras_dit.diffusion.samplers.dpm_solver import DPMSolverMultistep
 from keras_dit.diffusion.samplers.euler import Euler
 from keras_dit.diffusion.samplers.heun import Heun
+from keras_dit.diffusion.samplers.unipc import UniPC
 from keras_dit.diffusion.schedules import check_choice
 
-SAMPLERS = {"ddpm": DDPM, "ddim": DDIM, "euler": Euler, "heun": Heun}
+SAMPLERS = {"ddpm": DDPM, "ddim": DDIM, "euler": Euler, "heun": Heun, "dpm_solver": DPMSolverMultistep,
+            "unipc": UniPC}
 
 
 def _discrete_samplers():
@@ -35,9 +42,10 @@ def default_sampler(objective):
 def get_sampler(name, objective=None, **kwargs):
     """A sampler by name, built with ``kwargs``; a ``Sampler`` instance is returned as it is.
 
-    Names (any case): ``"ddpm"``, ``"ddim"``, ``"euler"``, ``"heun"`` and the discrete ``"tau_leaping"``,
-    ``"discrete_euler"``. With a ``DiscreteCTMC`` ``objective``, ``"euler"`` is ``DiscreteEuler``. Given an
-    ``objective``, a sampler made for another kind of objective raises a ValueError naming the right ones.
+    Names (any case): ``"ddpm"``, ``"ddim"``, ``"euler"``, ``"heun"``, ``"dpm_solver"``, ``"unipc"`` and the
+    discrete ``"tau_leaping"``, ``"discrete_euler"``. With a ``DiscreteCTMC`` ``objective``, ``"euler"`` is
+    ``DiscreteEuler``. Given an ``objective``, a sampler made for another kind of objective raises a ValueError
+    naming the right ones.
     """
     discrete, discrete_objective = _discrete_samplers()
     is_discrete = isinstance(objective, discrete_objective)
@@ -49,12 +57,14 @@ def get_sampler(name, objective=None, **kwargs):
             key = "discrete_euler"
         table = {**SAMPLERS, "tau_leaping": discrete["tau_leaping"], "discrete_euler": discrete["euler"]}
         sampler = table[check_choice("sampler", key, tuple(table))](**kwargs)
-    if objective is not None and not isinstance(objective, sampler.objective_type):
-        fitting = {discrete_objective: "tau_leaping or euler (DiscreteEuler)", RectifiedFlow: "euler or heun",
-                   GaussianDiffusion: "ddpm or ddim"}
+    types = sampler.objective_type if isinstance(sampler.objective_type, tuple) else (sampler.objective_type,)
+    if objective is not None and not isinstance(objective, types):
+        fitting = {discrete_objective: "tau_leaping or euler (DiscreteEuler)",
+                   RectifiedFlow: "euler, heun, dpm_solver or unipc",
+                   GaussianDiffusion: "ddpm, ddim, dpm_solver or unipc"}
         wanted = next((names for cls, names in fitting.items() if isinstance(objective, cls)), "one made for it")
         raise ValueError(
-            f"The {type(sampler).__name__} sampler samples {sampler.objective_type.__name__} models, but this model's "
-            f"objective is {type(objective).__name__}; use {wanted}."
+            f"The {type(sampler).__name__} sampler samples {' or '.join(t.__name__ for t in types)} models, but this "
+            f"model's objective is {type(objective).__name__}; use {wanted}."
         )
     return sampler

@@ -1,9 +1,21 @@
-"""What every sampler shares: input checks, the seed, the noise hook and the time grids.
+"""What every sampler shares: input checks, the seed, the noise hook, the time grids and the step-level API.
 
 A sampler turns noise into data by calling ``model_fn(x, t)`` with ``t`` a (B,) float32 tensor in the
 objective's native units (integer-valued timesteps for ``GaussianDiffusion``, t in [0, 1] for
-``RectifiedFlow``) and getting back the raw backbone output (variance channels included). Step coefficients
-are computed in float64 NumPy, one Python float per step, and applied to float32 tensors with ``keras.ops``.
+``RectifiedFlow``) and getting back the raw backbone output (variance channels included).
+
+Every sampler is written as steps: ``coefficients(num_steps, objective)`` computes, in float64 NumPy, one table
+per step coefficient (``"t"``, the model time of each step, among them); ``step(model_fn, x, coefficients_i,
+state, objective, noise)`` applies one step with ``keras.ops``, given step i's coefficients (Python floats, or
+scalar tensors inside a compiled loop) and the sampler's ``state`` (a tuple of tensors, the earlier predictions
+of multistep solvers). ``sample`` is the Python loop over those steps; ``DiffusionModel.generate`` runs the same
+steps as one compiled loop. A user loop (img2img, inpainting, a per-step callback) does the same::
+
+    tables = sampler.coefficients(num_steps, objective)
+    state = sampler.initial_state(x)
+    for i in range(num_steps):
+        noise = sampler.noise_like(x, seed_generator) if sampler.stochastic else None
+        x, state = sampler.step(model_fn, x, step_coefficients(tables, i), state, objective, noise)
 """
 
 import keras
@@ -16,6 +28,8 @@ from keras_dit.diffusion.gaussian import GaussianDiffusion
 from keras_dit.diffusion.schedules import check_choice
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+TIME_GRIDS = ("uniform", "diffusers")
+FLOW_TRAIN_TIMESTEPS = 1000  # diffusers' flow schedulers' num_train_timesteps: the model sees 1000 t
 
 
 def spaced_timesteps(num_steps, num_train_timesteps, spacing):
@@ -32,14 +46,54 @@ def spaced_timesteps(num_steps, num_train_timesteps, spacing):
     elif spacing == "leading":
         steps = (np.arange(n) * (total // n))[::-1]
     else:
-        # Float stride: for some (T, n) arange yields an extra value near 0 (-1 after the shift); drop it.
-        steps = (np.round(np.arange(total, 0, -total / n)) - 1)[:n]
+        steps = _trailing(n, total)
     return steps.astype(np.int64)
 
 
-def flow_times(num_steps, shift):
-    """The ``num_steps + 1`` times a flow sampler visits: ``linspace(1, 0)`` in unshifted time, then shifted."""
-    return shift_time(np.linspace(1.0, 0.0, num_steps + 1, dtype=np.float64), shift)
+def solver_timesteps(num_steps, num_train_timesteps, spacing):
+    """The ``num_steps`` timesteps of diffusers' multistep solvers (DPM-Solver, UniPC), which end at the data.
+
+    They space ``n + 1`` points and drop the last (t = 0), since their final step goes to alpha_bar = 1:
+    ``"linspace"``: rounded ``linspace(0, T - 1, n + 1)`` without 0; ``"leading"``: multiples of ``T // (n + 1)``
+    without 0; ``"trailing"``: as ``spaced_timesteps``.
+    """
+    check_choice("timestep_spacing", spacing, TIMESTEP_SPACINGS)
+    n, total = num_steps, num_train_timesteps
+    if spacing == "linspace":
+        steps = np.linspace(0, total - 1, n + 1).round()[::-1][:-1]
+    elif spacing == "leading":
+        steps = (np.arange(n + 1) * (total // (n + 1)))[::-1][:-1]
+    else:
+        steps = _trailing(n, total)
+    return steps.astype(np.int64)
+
+
+def _trailing(n, total):
+    # Float stride: for some (T, n) arange yields an extra value near 0 (-1 after the shift); drop it.
+    return (np.round(np.arange(total, 0, -total / n)) - 1)[:n]
+
+
+def flow_times(num_steps, shift, grid="uniform"):
+    """The ``num_steps + 1`` times (the last 0) a flow sampler visits, from noise (t = 1) to data.
+
+    ``grid``: ``"uniform"``, ``shift(linspace(1, 0, n + 1))`` (keras_dit's); or the grid of a diffusers
+    scheduler, with T = 1000: ``"flow_match"`` (``FlowMatchEulerDiscreteScheduler`` and
+    ``FlowMatchHeunDiscreteScheduler``: ``shift(linspace(1, shift(1 / T), n))``, whose lower end is shifted
+    twice, as diffusers does), ``"dpm_solver"`` (``DPMSolverMultistepScheduler(use_flow_sigmas=True)``:
+    ``shift(linspace(1 - 1 / T, 0, n + 1))`` without its 0) or ``"unipc"`` (``UniPCMultistepScheduler
+    (use_flow_sigmas=True)``: ``shift(linspace(1, 1 / T, n + 1))`` without its end). Each then appends 0.
+    """
+    n, total = num_steps, FLOW_TRAIN_TIMESTEPS
+    if grid == "uniform":
+        return shift_time(np.linspace(1.0, 0.0, n + 1, dtype=np.float64), shift)
+    if grid == "flow_match":
+        times = shift_time(np.linspace(1.0, shift_time(1.0 / total, shift), n), shift)
+    elif grid == "dpm_solver":
+        times = shift_time(np.linspace(1.0 - 1.0 / total, 0.0, n + 1), shift)[:-1]
+    else:
+        check_choice("flow time grid", grid, ("uniform", "flow_match", "dpm_solver", "unipc"))
+        times = shift_time(np.linspace(1.0, 1.0 / total, n + 1)[:-1], shift)
+    return np.append(times, 0.0).astype(np.float64)
 
 
 def make_seed_generator(seed):
@@ -51,16 +105,53 @@ def make_seed_generator(seed):
     raise ValueError(f"seed must be an int, a keras.random.SeedGenerator or None, got {type(seed).__name__}.")
 
 
-class Sampler(Configurable):
-    """Base class (``from_config`` / ``repr`` from ``Configurable``). Subclasses set ``objective_type`` and
-    implement ``_sample``.
+def step_coefficients(coefficients, i):
+    """Step ``i``'s coefficients from the tables of ``Sampler.coefficients``: Python floats from NumPy tables,
+    scalar tensors from tensor tables (``i`` may then be a tensor, the loop counter of a compiled loop)."""
+    return {k: float(v[i]) if isinstance(v, np.ndarray) else v[i] for k, v in coefficients.items()}
 
-    ``noise_like(x, seed_generator)`` draws every random normal a stochastic sampler adds; tests override it to
-    feed the exact noise a reference implementation uses.
+
+def branch(flag, if_true, if_false):
+    """``if_true()`` where the step coefficient ``flag`` is > 0, else ``if_false()``: a Python branch for a
+    number, ``ops.cond`` for a tensor (inside a compiled loop)."""
+    if isinstance(flag, (int, float, np.number)):
+        return if_true() if flag > 0 else if_false()
+    return ops.cond(flag > 0, if_true, if_false)
+
+
+def predict(model_fn, x, t, objective):
+    """``model_fn`` at ``x`` and the scalar time ``t`` (broadcast to (B,)), as float32, its shape checked."""
+    t = ops.broadcast_to(ops.cast(t, "float32"), (ops.shape(x)[0],))
+    output = ops.cast(model_fn(x, t), "float32")
+    expected = objective.prediction_channels(x.shape[-1])
+    if tuple(output.shape[:-1]) != tuple(x.shape[:-1]) or output.shape[-1] != expected:
+        raise ValueError(
+            f"model_fn returned shape {tuple(output.shape)} for x of shape {tuple(x.shape)}; expected "
+            f"{tuple(x.shape[:-1]) + (expected,)} for {objective!r}."
+        )
+    return output
+
+
+def _names(types):
+    return " or ".join(cls.__name__ for cls in types)
+
+
+class Sampler(Configurable):
+    """Base class (``from_config`` / ``repr`` from ``Configurable``). Subclasses set ``objective_type`` (a class
+    or a tuple of classes) and implement ``_coefficients`` and ``step`` (see the module docstring).
+
+    ``order``: the fewest steps the sampler takes. ``noise_like(x, seed_generator)`` draws every random normal
+    a stochastic sampler adds; tests override it to feed the exact noise a reference implementation uses.
     """
 
     objective_type = None
     stochastic = False
+    order = 1
+
+    @property
+    def has_steps(self):
+        """Whether the sampler implements ``step`` (the discrete-state samplers run their own loop in ``sample``)."""
+        return type(self).step is not Sampler.step
 
     def sample(self, model_fn, noise, num_steps, objective, seed=None):
         """Integrate from ``noise`` (t = noise end) to data and return the final ``x`` (same shape as ``noise``).
@@ -68,50 +159,71 @@ class Sampler(Configurable):
         Args:
             model_fn: callable ``(x, t) -> prediction``; ``t`` is (B,) in the objective's native units.
             noise: (B, ...) initial noise, rank >= 2 (channels last).
-            num_steps: number of steps (model evaluations for first-order samplers).
+            num_steps: number of steps (model evaluations for first-order and multistep samplers).
             objective: the ``GaussianDiffusion`` or ``RectifiedFlow`` the model was trained with.
             seed: int or ``keras.random.SeedGenerator`` for the noise of stochastic samplers.
         """
+        tables = self.coefficients(num_steps, objective)
+        x = self.check_noise(noise)
+        seed_generator = make_seed_generator(seed) if self.stochastic else None
+        state = self.initial_state(x)
+        for i in range(len(tables["t"])):
+            step_noise = self.noise_like(x, seed_generator) if self.stochastic else None
+            x, state = self.step(model_fn, x, step_coefficients(tables, i), state, objective, step_noise)
+        return x
+
+    def coefficients(self, num_steps, objective):
+        """Step coefficient tables: name -> (num_steps,) float64 array, ``"t"`` the model time of each step.
+
+        Checks that the sampler fits ``objective`` and that ``num_steps`` is valid for both.
+        """
         self._check_objective(objective)
-        num_steps = self._check_num_steps(num_steps, objective)
+        return self._coefficients(self._check_num_steps(num_steps, objective), objective)
+
+    def timesteps(self, num_steps, objective):
+        """(num_steps,) the time at which each step first evaluates the model, in the objective's units."""
+        return self.coefficients(num_steps, objective)["t"]
+
+    def initial_state(self, x):
+        """The state ``step`` carries from step to step, before the first step: a tuple of tensors like ``x``."""
+        return ()
+
+    def step(self, model_fn, x, coefficients, state, objective, noise=None):
+        """One step: ``(x, state)`` after step i, given step i's ``coefficients`` (``step_coefficients``), the
+        ``state`` from the step before and, for stochastic samplers, a standard normal ``noise`` like ``x``."""
+        raise NotImplementedError
+
+    def check_noise(self, noise):
         noise = ops.convert_to_tensor(noise, "float32")
         if len(noise.shape) < 2:
             raise ValueError(
                 f"noise must be a (B, ...) tensor of rank >= 2 (e.g. (B, H, W, C)), got shape {tuple(noise.shape)}."
             )
-        seed_generator = make_seed_generator(seed) if self.stochastic else None
-
-        def call_model(x, t):
-            output = ops.cast(model_fn(x, ops.full((ops.shape(x)[0],), t, dtype="float32")), "float32")
-            expected = objective.prediction_channels(x.shape[-1])
-            if tuple(output.shape[:-1]) != tuple(x.shape[:-1]) or output.shape[-1] != expected:
-                raise ValueError(
-                    f"model_fn returned shape {tuple(output.shape)} for x of shape {tuple(x.shape)}; expected "
-                    f"{tuple(x.shape[:-1]) + (expected,)} for {objective!r}."
-                )
-            return output
-
-        return self._sample(call_model, noise, num_steps, objective, seed_generator)
+        return noise
 
     def noise_like(self, x, seed_generator):
         """A standard normal tensor shaped like ``x`` (the test hook: override to inject known noise)."""
         return keras.random.normal(ops.shape(x), dtype="float32", seed=seed_generator)
 
-    def _sample(self, call_model, x, num_steps, objective, seed_generator):
+    def _coefficients(self, num_steps, objective):
         raise NotImplementedError
 
+    def _step_noise(self, noise):
+        if noise is None:
+            raise ValueError(f"{type(self).__name__} is stochastic: pass step(..., noise=sampler.noise_like(x, seed)).")
+        return noise
+
     def _check_objective(self, objective):
-        if isinstance(objective, self.objective_type):
+        types = self.objective_type if isinstance(self.objective_type, tuple) else (self.objective_type,)
+        if isinstance(objective, types):
             return
         if isinstance(objective, GaussianDiffusion):
-            hint = "use DDPM or DDIM for it"
+            hint = "use DDPM, DDIM, DPMSolverMultistep or UniPC for it"
         elif isinstance(objective, RectifiedFlow):
-            hint = "use Euler or Heun for it"
+            hint = "use Euler, Heun, DPMSolverMultistep or UniPC for it"
         else:
             hint = "pass the objective the model was trained with"
-        raise ValueError(
-            f"{type(self).__name__} samples {self.objective_type.__name__} models, got {objective!r}; {hint}."
-        )
+        raise ValueError(f"{type(self).__name__} samples {_names(types)} models, got {objective!r}; {hint}.")
 
     def _check_num_steps(self, num_steps, objective):
         limit = getattr(objective, "num_train_timesteps", None)
@@ -119,14 +231,46 @@ class Sampler(Configurable):
         if not valid or num_steps < 1 or (limit is not None and num_steps > limit):
             bound = f" and <= num_train_timesteps={limit}" if limit is not None else ""
             raise ValueError(f"num_steps must be an integer >= 1{bound}, got {num_steps!r}.")
+        if num_steps < self.order:
+            raise ValueError(
+                f"{type(self).__name__} of order {self.order} needs num_steps >= {self.order}, got {num_steps}; "
+                f"take more steps or a lower order."
+            )
         return int(num_steps)
 
     def get_config(self):
         return {}
 
 
+class FlowGrid:
+    """Mixin for samplers of ``RectifiedFlow``: the time grid and the time shift used at inference.
+
+    Args:
+        time_grid: ``"uniform"`` (keras_dit's ``linspace(1, 0, n + 1)``, shifted) or ``"diffusers"`` (the grid
+            of the diffusers scheduler this sampler matches, ``diffusers_grid``; see ``flow_times``).
+        shift: SD3's time shift applied to the grid at inference; ``None`` takes the objective's ``shift``.
+    """
+
+    diffusers_grid = "flow_match"
+
+    def _init_flow_grid(self, time_grid, shift):
+        check_choice("time_grid", time_grid, TIME_GRIDS)
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or shift <= 0):
+            raise ValueError(f"shift must be a positive number or None (the objective's), got {shift!r}.")
+        self.time_grid = time_grid
+        self.shift = None if shift is None else float(shift)
+
+    def flow_times(self, num_steps, objective):
+        """The ``num_steps + 1`` flow times of this sampler for ``objective`` (the last 0)."""
+        grid = self.diffusers_grid if self.time_grid == "diffusers" else "uniform"
+        return flow_times(num_steps, objective.shift if self.shift is None else self.shift, grid)
+
+    def flow_grid_config(self):
+        return {"time_grid": self.time_grid, "shift": self.shift}
+
+
 class GaussianSampler(Sampler):
-    """A sampler for ``GaussianDiffusion``: walks the spaced timesteps, calling ``_step`` for each.
+    """A sampler for ``GaussianDiffusion``: one step per spaced timestep, from the predicted ``x0`` and ``eps``.
 
     Args:
         timestep_spacing: ``"linspace"`` (DiT's), ``"leading"`` or ``"trailing"``; see ``spaced_timesteps``.
@@ -143,40 +287,53 @@ class GaussianSampler(Sampler):
         self.timestep_spacing = timestep_spacing
         self.clip_x0 = None if clip_x0 is None else float(clip_x0)
 
-    def _sample(self, call_model, x, num_steps, objective, seed_generator):
+    def _coefficients(self, num_steps, objective):
         steps = spaced_timesteps(num_steps, objective.num_train_timesteps, self.timestep_spacing)
-        alphas_cumprod = objective.alphas_cumprod
-        for i, t in enumerate(steps):
-            # alpha_bar at this step and the next one; after the last step the data itself (alpha_bar = 1).
-            a_t = float(alphas_cumprod[t])
-            a_next = float(alphas_cumprod[steps[i + 1]]) if i + 1 < len(steps) else 1.0
-            output = call_model(x, float(t))
-            prediction, variance_values = objective.split_prediction(output)
-            x0, eps = objective.to_x0_eps(prediction, x, a_t**0.5, (1.0 - a_t) ** 0.5)
-            if self.clip_x0 is not None:
-                x0 = ops.clip(x0, -self.clip_x0, self.clip_x0)
-                eps = (x - a_t**0.5 * x0) / (1.0 - a_t) ** 0.5
-            x = self._step(x, x0, eps, variance_values, a_t, a_next, i + 1 == len(steps), seed_generator)
-        return x
+        a_t = objective.alphas_cumprod[steps]
+        a_next = self._next_alphas_cumprod(steps, objective)
+        return {"t": steps.astype(np.float64), "signal": np.sqrt(a_t), "noise": np.sqrt(1.0 - a_t),
+                **self._update_coefficients(a_t, a_next, objective)}
 
-    def _step(self, x, x0, eps, variance_values, a_t, a_next, last, seed_generator):
-        """One step from alpha_bar ``a_t`` to ``a_next``, given the predicted ``x0`` and ``eps``."""
+    def _next_alphas_cumprod(self, steps, objective):
+        """alpha_bar after each step: the next spaced timestep's, and after the last the data's (1)."""
+        return np.append(objective.alphas_cumprod[steps[1:]], 1.0)
+
+    def _update_coefficients(self, a_t, a_next, objective):
+        """The sampler's own tables, from alpha_bar before (``a_t``) and after (``a_next``) each step."""
+        raise NotImplementedError
+
+    def step(self, model_fn, x, coefficients, state, objective, noise=None):
+        c = coefficients
+        prediction, variance_values = objective.split_prediction(predict(model_fn, x, c["t"], objective))
+        x0, eps = objective.to_x0_eps(prediction, x, c["signal"], c["noise"])
+        if self.clip_x0 is not None:
+            x0 = ops.clip(x0, -self.clip_x0, self.clip_x0)
+            eps = (x - c["signal"] * x0) / c["noise"]
+        return self._update(x, x0, eps, variance_values, c, noise), state
+
+    def _update(self, x, x0, eps, variance_values, coefficients, noise):
+        """The next ``x`` from the predicted ``x0`` and ``eps``."""
         raise NotImplementedError
 
     def get_config(self):
         return {"timestep_spacing": self.timestep_spacing, "clip_x0": self.clip_x0}
 
 
-class FlowSampler(Sampler):
-    """A sampler for ``RectifiedFlow``: integrates dx/dt = v(x, t) from t = 1 to 0 on ``flow_times``."""
+class FlowSampler(FlowGrid, Sampler):
+    """A sampler for ``RectifiedFlow``: integrates dx/dt = v(x, t) from t = 1 to 0 on ``flow_times``.
+
+    Args:
+        time_grid, shift: see ``FlowGrid``.
+    """
 
     objective_type = RectifiedFlow
 
-    def _sample(self, call_model, x, num_steps, objective, seed_generator):
-        times = flow_times(num_steps, objective.shift)
-        for i in range(num_steps):
-            x = self._step(call_model, x, float(times[i]), float(times[i + 1]))
-        return x
+    def __init__(self, time_grid="uniform", shift=None):
+        self._init_flow_grid(time_grid, shift)
 
-    def _step(self, call_model, x, t, t_next):
-        raise NotImplementedError
+    def _coefficients(self, num_steps, objective):
+        times = self.flow_times(num_steps, objective)
+        return {"t": times[:-1], "t_next": times[1:], "dt": times[1:] - times[:-1]}
+
+    def get_config(self):
+        return self.flow_grid_config()

@@ -1,8 +1,7 @@
 """DDPM ancestral sampling (Ho et al. 2020), with fixed or learned (Nichol & Dhariwal 2021, DiT) variance."""
 
-import math
-
 import keras
+import numpy as np
 from keras import ops
 
 from keras_dit.diffusion.gaussian import GaussianDiffusion
@@ -35,31 +34,30 @@ class DDPM(GaussianSampler):
             check_choice("DDPM variance", variance, VARIANCES)
         self.variance = variance
 
-    def _sample(self, call_model, x, num_steps, objective, seed_generator):
+    def _update_coefficients(self, a_t, a_next, objective):
         if self.variance == "learned" and not objective.learn_sigma:
             raise ValueError(
                 "DDPM(variance='learned') needs an objective with learn_sigma=True (a backbone that predicts its "
                 "variance); use variance='small' or 'large' for this model."
             )
-        return super()._sample(call_model, x, num_steps, objective, seed_generator)
-
-    def _step(self, x, x0, eps, variance_values, a_t, a_next, last, seed_generator):
         beta = 1.0 - a_t / a_next
-        mean = (a_next**0.5 * beta / (1.0 - a_t)) * x0 + ((1.0 - beta) ** 0.5 * (1.0 - a_next) / (1.0 - a_t)) * x
-        if last:
-            return mean
-        posterior_variance = max((1.0 - a_next) / (1.0 - a_t) * beta, 1e-20)
-        variance = self.variance or ("small" if variance_values is None else "learned")
-        if variance == "small":
-            std = posterior_variance**0.5
-        elif variance == "large":
-            std = beta**0.5
-        else:
-            log_variance = GaussianDiffusion.interpolate_log_variance(
-                variance_values, math.log(posterior_variance), math.log(beta)
-            )
-            std = ops.exp(0.5 * log_variance)
-        return mean + std * self.noise_like(x, seed_generator)
+        small = np.maximum((1.0 - a_next) / (1.0 - a_t) * beta, 1e-20)
+        return {
+            "mean_x0": np.sqrt(a_next) * beta / (1.0 - a_t),
+            "mean_x": np.sqrt(1.0 - beta) * (1.0 - a_next) / (1.0 - a_t),
+            "std": np.sqrt(beta if self.variance == "large" else small),
+            "log_small": np.log(small), "log_large": np.log(beta),
+            "noisy": (np.arange(len(a_t)) < len(a_t) - 1).astype(np.float64),  # the last step returns the mean
+        }
+
+    def _update(self, x, x0, eps, variance_values, c, noise):
+        mean = c["mean_x0"] * x0 + c["mean_x"] * x
+        std = c["std"]
+        if self.variance == "learned" or (self.variance is None and variance_values is not None):
+            std = ops.exp(0.5 * GaussianDiffusion.interpolate_log_variance(
+                variance_values, c["log_small"], c["log_large"]
+            ))
+        return mean + c["noisy"] * std * self._step_noise(noise)
 
     def get_config(self):
         return {"variance": self.variance, **super().get_config()}

@@ -118,9 +118,9 @@ def test_get_sampler_knows_the_discrete_samplers():
     assert isinstance(get_sampler("euler", kd.diffusion.RectifiedFlow()), kd.samplers.Euler)
     with pytest.raises(ValueError, match="DDIM sampler samples GaussianDiffusion.*DiscreteCTMC; use tau_leaping"):
         get_sampler("ddim", objective)
-    with pytest.raises(ValueError, match="TauLeaping sampler samples DiscreteCTMC.*RectifiedFlow; use euler or heun"):
+    with pytest.raises(ValueError, match="TauLeaping sampler samples DiscreteCTMC.*RectifiedFlow; use euler, heun"):
         get_sampler(TauLeaping(), kd.diffusion.RectifiedFlow())
-    with pytest.raises(ValueError, match="DiscreteEuler sampler .*GaussianDiffusion; use ddpm or ddim"):
+    with pytest.raises(ValueError, match="DiscreteEuler sampler .*GaussianDiffusion; use ddpm, ddim, dpm_solver"):
         get_sampler("discrete_euler", kd.diffusion.GaussianDiffusion())
     with pytest.raises(ValueError, match="Unknown sampler 'tau'.*'tau_leaping'"):
         get_sampler("tau", objective)

@@ -6,8 +6,9 @@ says why), so the differences measured are our float32 rounding plus any differe
 
 Stochastic samplers get the same noise this way: the test draws the per-step normals up front, our sampler
 reads them through its ``noise_like`` hook (``InjectedNoise``), and diffusers gets them through
-``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which has no such argument). Our samplers add no noise on their last step (they return the mean); diffusers' DDPM
-does when the last timestep is above 0 (``"trailing"``), so diffusers gets zeros there.
+``step(variance_noise=...)`` (DDIM) or a patched ``randn_tensor`` (DDPM, which has no such argument). Our
+samplers draw a normal at every step but add none on the last (they return the mean); diffusers' DDPM adds one
+there when the last timestep is above 0 (``"trailing"``), so both sides get zeros for the last step.
 
 Run as a script to print the largest parity error of each scheduler over the tested configurations:
 ``KERAS_BACKEND=jax python -m tests.diffusion.samplers.parity``.
@@ -117,6 +118,9 @@ def share_tables(scheduler, objective):
     scheduler.alphas = torch.tensor(1.0 - objective.betas, dtype=torch.float64)
     scheduler.alphas_cumprod = torch.tensor(objective.alphas_cumprod, dtype=torch.float64)
     scheduler.one = torch.tensor(1.0, dtype=torch.float64)
+    if hasattr(scheduler, "final_alpha_cumprod"):  # DDIM's alpha_bar after the last step
+        final = 1.0 if scheduler.config.set_alpha_to_one else objective.alphas_cumprod[0]
+        scheduler.final_alpha_cumprod = torch.tensor(final, dtype=torch.float64)
     return scheduler
 
 
@@ -126,6 +130,51 @@ def patched_ddpm_noise(monkeypatch, noises):
 
     queue = [to_torch(nhwc_to_nchw(n)).double() for n in noises]
     monkeypatch.setattr(scheduling_ddpm, "randn_tensor", lambda *args, **kwargs: queue.pop(0))
+
+
+PREDICTION_TYPES = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
+SCHEDULES = {"cosine": "squaredcos_cap_v2"}
+
+
+def scheduler_config(objective):
+    """diffusers scheduler arguments for ``objective``: its beta schedule and prediction type, or for a flow
+    ``use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=shift`` (the multistep solvers')."""
+    if not hasattr(objective, "alphas_cumprod"):
+        return {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": objective.shift}
+    return {
+        "beta_schedule": SCHEDULES.get(objective.schedule, objective.schedule),
+        **({"beta_start": 0.00085, "beta_end": 0.012} if objective.schedule == "scaled_linear" else {}),
+        "prediction_type": PREDICTION_TYPES[objective.prediction],
+        **({"variance_type": "learned_range"} if objective.learn_sigma else {}),
+    }
+
+
+def multistep_parity(name, sampler, scheduler_class, objective, num_steps, sigmas=None, **scheduler_kwargs):
+    """Sample with our multistep ``sampler`` and with diffusers' ``scheduler_class`` (configured for
+    ``objective``, then ``scheduler_kwargs``) from the same noise with the same analytic model; assert parity.
+
+    ``sigmas``: a flow grid to impose on diffusers (n times, without the final 0). diffusers keeps its sigmas in
+    float32 and computes each step's log-SNR from them; they are made float64 here (for Gaussian objectives
+    recomputed from our float64 tables at its timesteps), as ``share_tables`` says why.
+    """
+    import torch
+
+    flow = not hasattr(objective, "alphas_cumprod")
+    model_fn = flow_model if flow else gaussian_model(objective)
+    noise = initial_noise()
+    ours = sampler.sample(model_fn, noise, num_steps, objective)
+    scheduler = scheduler_class(**scheduler_config(objective), **scheduler_kwargs)
+    if flow:
+        scheduler.set_timesteps(num_steps)
+        if sigmas is not None:
+            scheduler.sigmas = torch.tensor(np.append(sigmas, 0.0))
+        scheduler.sigmas = scheduler.sigmas.double()
+    else:
+        share_tables(scheduler, objective)
+        scheduler.set_timesteps(num_steps)
+        a = objective.alphas_cumprod[scheduler.timesteps.numpy()]
+        scheduler.sigmas = torch.tensor(np.append(np.sqrt((1.0 - a) / a), 0.0), dtype=torch.float64)
+    assert_parity(name, ours, diffusers_sample(scheduler, model_fn, noise, flow=flow))
 
 
 if __name__ == "__main__":

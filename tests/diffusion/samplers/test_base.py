@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 import keras_dit as kd
-from keras_dit.diffusion.samplers import flow_times, spaced_timesteps
+from keras_dit.diffusion.samplers import flow_times, solver_timesteps, spaced_timesteps, step_coefficients
 from tests.diffusion.samplers.parity import flow_model, gaussian_model, initial_noise
 
 diffusers = pytest.importorskip("diffusers")
@@ -36,17 +36,61 @@ def test_flow_times_match_diffusers(shift):
     np.testing.assert_allclose(flow_times(8, shift), scheduler.sigmas.numpy(), atol=1e-7)
 
 
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+@pytest.mark.parametrize("num_steps", [1, 5, 28])
+def test_diffusers_flow_grids(shift, num_steps):
+    schedulers = {
+        "flow_match": diffusers.FlowMatchEulerDiscreteScheduler(shift=shift),
+        "dpm_solver": diffusers.DPMSolverMultistepScheduler(use_flow_sigmas=True, flow_shift=shift,
+                                                            prediction_type="flow_prediction"),
+        "unipc": diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, flow_shift=shift,
+                                                   prediction_type="flow_prediction"),
+    }
+    for grid, scheduler in schedulers.items():
+        scheduler.set_timesteps(num_steps)
+        np.testing.assert_allclose(flow_times(num_steps, shift, grid), scheduler.sigmas.numpy(), atol=1e-6,
+                                   err_msg=grid)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_solver_timesteps_match_diffusers(spacing):
+    scheduler = diffusers.DPMSolverMultistepScheduler(timestep_spacing=spacing)
+    for n in (1, 2, 7, 10, 33, 250, 999):
+        scheduler.set_timesteps(n)
+        np.testing.assert_array_equal(solver_timesteps(n, 1000, spacing), scheduler.timesteps.numpy(), err_msg=f"{n}")
+
+
+def test_step_api_is_what_sample_runs():
+    """A user loop over coefficients / initial_state / step gives sample()'s result (the documented recipe)."""
+    objective = kd.diffusion.GaussianDiffusion(prediction="v")
+    model_fn, noise = gaussian_model(objective), initial_noise()
+    for sampler in (kd.samplers.DDPM(), kd.samplers.UniPC(order=3), kd.samplers.DPMSolverMultistep()):
+        tables = sampler.coefficients(8, objective)
+        np.testing.assert_array_equal(tables["t"], sampler.timesteps(8, objective))
+        x, state, generator = ops.convert_to_tensor(noise), sampler.initial_state(noise), keras.random.SeedGenerator(4)
+        for i in range(8):
+            step_noise = sampler.noise_like(x, generator) if sampler.stochastic else None
+            x, state = sampler.step(model_fn, x, step_coefficients(tables, i), state, objective, step_noise)
+        expected = sampler.sample(model_fn, noise, 8, objective, seed=keras.random.SeedGenerator(4))
+        np.testing.assert_allclose(ops.convert_to_numpy(x), ops.convert_to_numpy(expected), atol=1e-6)
+
+
 def test_get_sampler():
     assert isinstance(kd.samplers.get_sampler("DDIM"), kd.samplers.DDIM)
     assert kd.samplers.get_sampler("ddim", eta=0.5).eta == 0.5
     heun = kd.samplers.Heun()
     assert kd.samplers.get_sampler(heun) is heun
-    with pytest.raises(ValueError, match="Unknown sampler 'dpm'.*'ddpm', 'ddim', 'euler', 'heun'"):
+    assert isinstance(kd.samplers.get_sampler("dpm_solver", order=3), kd.samplers.DPMSolverMultistep)
+    assert isinstance(kd.samplers.get_sampler("UniPC"), kd.samplers.UniPC)
+    with pytest.raises(ValueError, match="Unknown sampler 'dpm'.*'ddpm', 'ddim', 'euler', 'heun', 'dpm_solver'"):
         kd.samplers.get_sampler("dpm")
 
 
 @pytest.mark.parametrize("sampler", [kd.samplers.DDPM(variance="large", timestep_spacing="trailing", clip_x0=1.0),
-                                     kd.samplers.DDIM(eta=0.3), kd.samplers.Euler(), kd.samplers.Heun()])
+                                     kd.samplers.DDIM(eta=0.3, step_rule="stride", set_alpha_to_one=False),
+                                     kd.samplers.Euler(time_grid="diffusers", shift=2.0), kd.samplers.Heun(),
+                                     kd.samplers.DPMSolverMultistep(order=3, lower_order_final=False),
+                                     kd.samplers.UniPC(time_grid="uniform", shift=3.0)])
 def test_config_round_trip(sampler):
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(sampler))
     assert type(restored) is type(sampler) and restored.get_config() == sampler.get_config()
@@ -76,10 +120,10 @@ def test_noise_rank(noise):
 
 
 @pytest.mark.parametrize("sampler,objective,hint", [
-    (kd.samplers.DDIM(), kd.diffusion.RectifiedFlow(), "use Euler or Heun"),
-    (kd.samplers.DDPM(), kd.diffusion.RectifiedFlow(), "use Euler or Heun"),
-    (kd.samplers.Euler(), kd.diffusion.GaussianDiffusion(), "use DDPM or DDIM"),
-    (kd.samplers.Heun(), kd.diffusion.GaussianDiffusion(), "use DDPM or DDIM"),
+    (kd.samplers.DDIM(), kd.diffusion.RectifiedFlow(), "use Euler, Heun, DPMSolverMultistep or UniPC"),
+    (kd.samplers.DDPM(), kd.diffusion.RectifiedFlow(), "use Euler, Heun, DPMSolverMultistep or UniPC"),
+    (kd.samplers.Euler(), kd.diffusion.GaussianDiffusion(), "use DDPM, DDIM, DPMSolverMultistep or UniPC"),
+    (kd.samplers.Heun(), kd.diffusion.GaussianDiffusion(), "use DDPM, DDIM, DPMSolverMultistep or UniPC"),
 ])
 def test_wrong_objective(sampler, objective, hint):
     with pytest.raises(ValueError, match=f"{type(sampler).__name__} samples .*; {hint} for it"):

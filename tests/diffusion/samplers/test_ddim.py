@@ -21,12 +21,13 @@ class NoisyDDIM(InjectedNoise, kd.samplers.DDIM):
     pass
 
 
-def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear", clip=None, learn_sigma=False):
+def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear", clip=None, learn_sigma=False,
+               **options):
     objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
     model_fn = gaussian_model(objective)
     noise = initial_noise()
-    noises = step_noises(num_steps - 1) if eta > 0 else []
-    ours = NoisyDDIM(noises, eta=eta, timestep_spacing=spacing, clip_x0=clip).sample(
+    noises = step_noises(num_steps - 1) + [np.zeros_like(noise)] if eta > 0 else []
+    ours = NoisyDDIM(noises, eta=eta, timestep_spacing=spacing, clip_x0=clip, **options).sample(
         model_fn, noise, num_steps, objective
     )
     scheduler = share_tables(diffusers.DDIMScheduler(
@@ -34,13 +35,14 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
         **({"beta_start": 0.00085, "beta_end": 0.012} if schedule == "scaled_linear" else {}),
         prediction_type=PREDICTION_TYPES[prediction], timestep_spacing=spacing,
         clip_sample=clip is not None, clip_sample_range=clip or 1.0,
+        set_alpha_to_one=options.get("set_alpha_to_one", True),
     ), objective)
     # The DDIM scheduler takes the model's mean channels only; its last step adds sigma = 0 times the noise.
     channels = noise.shape[-1]
     scheduler.set_timesteps(num_steps)
     theirs = diffusers_sample(
         scheduler, lambda x, t: model_fn(x, t)[..., :channels], noise,
-        noises=noises + [np.zeros_like(noise)] if eta > 0 else (),
+        noises=noises,
         step_kwargs={"eta": eta, "use_clipped_model_output": True},
     )
     assert_parity("DDIM", ours, theirs)
@@ -52,6 +54,23 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
 @pytest.mark.parametrize("num_steps", [1, 8, 40])
 def test_parity_spacings(spacing, num_steps):
     run_parity(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")  # see test_ddpm single step
+
+
+@pytest.mark.parametrize("spacing,num_steps", [("trailing", 37), ("linspace", 37), ("linspace", 7), ("leading", 13),
+                                               ("trailing", 40)])
+@pytest.mark.parametrize("set_alpha_to_one", [True, False])
+def test_parity_diffusers_step_rule(spacing, num_steps, set_alpha_to_one):
+    """step_rule="stride" is diffusers' ``t - T // n``: parity for every spacing and step count."""
+    run_parity(num_steps, spacing, "v", eta=0.5, step_rule="stride", set_alpha_to_one=set_alpha_to_one)
+
+
+def test_final_alpha_and_step_rule_change_the_result():
+    objective = kd.diffusion.GaussianDiffusion()
+    model_fn, noise = gaussian_model(objective), initial_noise()
+    sample = lambda **options: kd.samplers.DDIM(timestep_spacing="linspace", **options).sample(  # noqa: E731
+        model_fn, noise, 37, objective)
+    assert max_abs_diff(sample(), sample(set_alpha_to_one=False)) > 1e-3
+    assert max_abs_diff(sample(), sample(step_rule="stride")) > 1e-2
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
@@ -70,10 +89,11 @@ def test_parity_eta_one_is_ddpm(monkeypatch, spacing, num_steps):
     """At eta = 1, DDIM is DDPM with the small variance: compare with diffusers' DDPMScheduler on any grid."""
     objective = kd.diffusion.GaussianDiffusion()
     model_fn = gaussian_model(objective)
-    noise, noises = initial_noise(), step_noises(num_steps - 1)
+    noise = initial_noise()
+    noises = step_noises(num_steps - 1) + [np.zeros_like(noise)]
     ours = NoisyDDIM(noises, eta=1.0, timestep_spacing=spacing).sample(model_fn, noise, num_steps, objective)
     scheduler = share_tables(diffusers.DDPMScheduler(timestep_spacing=spacing, clip_sample=False), objective)
-    patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
+    patched_ddpm_noise(monkeypatch, noises)
     scheduler.set_timesteps(num_steps)
     assert_parity("DDIM", ours, diffusers_sample(scheduler, model_fn, noise))
 
@@ -88,6 +108,10 @@ def test_eta_zero_is_deterministic_and_eta_uses_seed():
     assert max_abs_diff(noisy(seed=1), noisy(seed=2)) > 1e-2, "eta=1 ignored the seed"
 
 
-def test_bad_eta():
+def test_bad_options():
     with pytest.raises(ValueError, match="eta must be a number >= 0"):
         kd.samplers.DDIM(eta=-0.1)
+    with pytest.raises(ValueError, match="Unknown DDIM step_rule 'strides'. Did you mean 'stride'"):
+        kd.samplers.DDIM(step_rule="strides")
+    with pytest.raises(ValueError, match="set_alpha_to_one must be True or False, got 0"):
+        kd.samplers.DDIM(set_alpha_to_one=0)

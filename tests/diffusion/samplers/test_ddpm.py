@@ -28,7 +28,7 @@ def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="smal
     objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
     model_fn = gaussian_model(objective)
     noise = initial_noise()
-    noises = step_noises(num_steps - 1)
+    noises = step_noises(num_steps - 1) + [np.zeros_like(noise)]
     ours = NoisyDDPM(noises, variance=variance, timestep_spacing=spacing, clip_x0=clip).sample(
         model_fn, noise, num_steps, objective
     )
@@ -38,8 +38,8 @@ def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="smal
         prediction_type=PREDICTION_TYPES[prediction], variance_type=VARIANCE_TYPES[variance],
         timestep_spacing=spacing, clip_sample=clip is not None, clip_sample_range=clip or 1.0,
     ), objective)
-    # diffusers draws a normal at every step with t > 0; ours none on the last step (see parity.py).
-    patched_ddpm_noise(monkeypatch, noises + [np.zeros_like(noise)])
+    # Zeros for the last step: diffusers adds noise there when t > 0, ours returns the mean (see parity.py).
+    patched_ddpm_noise(monkeypatch, noises)
     scheduler.set_timesteps(num_steps)
     theirs = diffusers_sample(scheduler, model_fn, noise)
     assert_parity("DDPM", ours, theirs)

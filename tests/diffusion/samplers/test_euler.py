@@ -23,6 +23,16 @@ def test_parity(shift, num_steps):
     assert_parity("Euler", ours, theirs)
 
 
+def test_inference_shift():
+    # Euler(shift=3) on a shift-1 objective is Euler on a shift-3 one.
+    noise = initial_noise()
+    shifted = kd.samplers.Euler(shift=3.0).sample(flow_model, noise, 6, kd.diffusion.RectifiedFlow())
+    unshifted = kd.samplers.Euler().sample(flow_model, noise, 6, kd.diffusion.RectifiedFlow(shift=3.0))
+    assert_parity("Euler", shifted, unshifted)
+    with pytest.raises(ValueError, match="shift must be a positive number or None .the objective's., got 0"):
+        kd.samplers.Euler(shift=0)
+
+
 def test_first_order():
     ratios = convergence_ratios(kd.samplers.Euler(), shift=1.0)
     assert np.all((ratios > 1.6) & (ratios < 2.5)), f"Euler error ratios when steps double: {ratios}, expected ~2"

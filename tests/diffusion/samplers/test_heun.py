@@ -25,15 +25,25 @@ def gaussian_data_velocity(x, t):
     return t / variance * centred - MU - (1.0 - t) * STD**2 / variance * centred
 
 
-def convergence_ratios(sampler, shift, steps=(8, 16, 32, 64)):
-    """error(n) / error(2 n) of ``sampler`` against the exact solution, for n in ``steps[:-1]``."""
+def solution_errors(sampler, shift, steps):
+    """Max error of ``sampler`` against the exact solution, for each step count in ``steps``."""
     noise = np.random.default_rng(0).standard_normal((8, 4)).astype("float32")
     exact = MU + STD * noise.astype(np.float64)
     objective = kd.diffusion.RectifiedFlow(shift=shift)
-    errors = np.array([
+    return np.array([
         np.max(np.abs(to_numpy(sampler.sample(gaussian_data_velocity, noise, n, objective)) - exact)) for n in steps
     ])
+
+
+def convergence_ratios(sampler, shift, steps=(8, 16, 32, 64)):
+    """error(n) / error(2 n) of ``sampler`` against the exact solution, for n in ``steps[:-1]``."""
+    errors = solution_errors(sampler, shift, steps)
     return errors[:-1] / errors[1:]
+
+
+def ten_step_errors(sampler):
+    """(error of ``sampler``, error of Euler) at 10 steps against the exact solution: what few-step solvers gain."""
+    return solution_errors(sampler, 1.0, (10,))[0], solution_errors(kd.samplers.Euler(), 1.0, (10,))[0]
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
@@ -71,3 +81,16 @@ def test_parity(shift, num_steps):
     scheduler.sigmas = torch.cat([sigmas[:1], sigmas[1:-1].repeat_interleave(2), sigmas[-1:]])
     scheduler.timesteps = 1000 * scheduler.sigmas[:-1]
     assert_parity("Heun", ours, diffusers_sample(scheduler, flow_model, noise, flow=True))
+
+
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+@pytest.mark.parametrize("num_steps", [1, 6, 28])
+@pytest.mark.parametrize("name", ["Euler", "Heun"])
+def test_parity_diffusers_grid(name, shift, num_steps):
+    """time_grid="diffusers": the FlowMatch schedulers' own set_timesteps(n) grid."""
+    noise = initial_noise()
+    sampler = getattr(kd.samplers, name)(time_grid="diffusers")
+    ours = sampler.sample(flow_model, noise, num_steps, kd.diffusion.RectifiedFlow(shift=shift))
+    scheduler = getattr(diffusers, f"FlowMatch{name}DiscreteScheduler")(shift=shift)
+    scheduler.set_timesteps(num_steps)
+    assert_parity(name, ours, diffusers_sample(scheduler, flow_model, noise, flow=True))
