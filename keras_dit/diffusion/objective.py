@@ -33,3 +33,11 @@ def per_sample_mean(x):
 def broadcast_to_rank(values, x):
     """(B,) per-sample values reshaped to (B, 1, ..., 1) so they broadcast against ``x``."""
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
+
+
+def cosine_similarity(a, b, axis=-1):
+    """Cosine similarity of ``a`` and ``b`` along ``axis``, 0 where either is zero, with finite gradients there
+    (a zero-initialised output layer predicts exactly 0 at the first step)."""
+    dot = ops.sum(a * b, axis=axis)
+    squared_norms = ops.sum(ops.square(a), axis=axis) * ops.sum(ops.square(b), axis=axis)
+    return dot * ops.rsqrt(ops.maximum(squared_norms, 1e-16))
