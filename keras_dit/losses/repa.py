@@ -11,6 +11,7 @@ downloaded: the caller builds or loads it. Images are resized to the encoder's i
 one, and its feature grid is resized to the backbone's token grid when they differ.
 """
 
+import copy
 import math
 
 import keras
@@ -116,6 +117,6 @@ class REPA(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config = dict(config)  # deserializing a functional model consumes its config: work on a copy
+        config["encoder"] = keras.saving.deserialize_keras_object(copy.deepcopy(config["encoder"]))
         return cls(**config)
