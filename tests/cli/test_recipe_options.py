@@ -19,7 +19,8 @@ def test_config_keys_build_the_options(tmp_path):
     keras.Model(images, features).save(encoder_path)
     overrides = ["data.limit=32", "data.batch_size=16", "data.image_size=8", "model.patch_size=2",
                  "model.hidden_size=16", "model.depth=2", "model.num_heads=2", "model.norm_type=rms",
-                 "model.mlp_type=swiglu", "model.qk_norm=true", "model.rope=true", "objective.direction_weight=0.5", "objective.direction_axes=sample",
+                 "model.mlp_type=swiglu", "model.qk_norm=true", "model.rope=true", "objective.direction_weight=0.5",
+                 "objective.direction_axes=sample",
                  f"repa.encoder={encoder_path}", "repa.block=0", "repa.projector_hidden_size=8"]
     config = load_config("digits", overrides)
     model = builders.build_model(config, builders.build_data(config))
