@@ -125,6 +125,6 @@ def test_fit_with_every_option_and_the_direction_loss():
     ({"rope": True, "hidden_size": 24, "num_heads": 4}, "divisible by 4"),
 ])
 def test_bad_options(bad, match):
-    config = dict(input_size=8, patch_size=2, in_channels=1, hidden_size=32, depth=3, num_heads=2, **bad)
+    config = {**dict(input_size=8, patch_size=2, in_channels=1, hidden_size=32, depth=3, num_heads=2), **bad}
     with pytest.raises(ValueError, match=match):
         kd.models.DiT(**config)
