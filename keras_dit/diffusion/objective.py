@@ -35,9 +35,14 @@ def broadcast_to_rank(values, x):
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
 
 
-def cosine_similarity(a, b, axis=-1):
-    """Cosine similarity of ``a`` and ``b`` along ``axis``, 0 where either is zero, with finite gradients there
-    (a zero-initialised output layer predicts exactly 0 at the first step)."""
+def cosine_similarity(a, b, axis=-1, floor=0.1):
+    """Cosine similarity of ``a`` and ``b`` along ``axis``, with ``|a|`` floored at ``floor * |b|``.
+
+    The floor keeps the gradient bounded where ``a`` is (near) zero, as a zero-initialised output layer predicts
+    at the first step: there the exact cosine's gradient is ``b / (eps |b|)``, which (1e8 times the squared
+    error's) would swamp Adam's second-moment estimates and stall training. Above the floor it is exact.
+    """
     dot = ops.sum(a * b, axis=axis)
-    squared_norms = ops.sum(ops.square(a), axis=axis) * ops.sum(ops.square(b), axis=axis)
-    return dot * ops.rsqrt(ops.maximum(squared_norms, 1e-16))
+    norm_b = ops.sqrt(ops.sum(ops.square(b), axis=axis) + 1e-24)
+    norm_a = ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=axis) + 1e-24), floor * norm_b)
+    return dot / ops.maximum(norm_a * norm_b, 1e-12)
