@@ -104,6 +104,7 @@ def build_backbone(config, shape, info):
         kwargs["conditioner"] = {"kind": "parameters", "num_parameters": len(names), "dropout_prob": dropout}
     if cls is DiT:
         kwargs["learn_sigma"] = False
+    kwargs.update({key: config[f"model.{key}"] for key in ("norm_type", "mlp_type", "qk_norm", "rope")})
     if config["model.preset"] is not None:
         return cls.from_preset(config["model.preset"], **kwargs)
     return cls(**kwargs)
@@ -111,7 +112,9 @@ def build_backbone(config, shape, info):
 
 def build_objective(config):
     if config["objective.kind"] == "rectified_flow":
-        return RectifiedFlow(timestep_sampling=config["objective.timestep_sampling"])
+        return RectifiedFlow(timestep_sampling=config["objective.timestep_sampling"],
+                             direction_weight=config["objective.direction_weight"],
+                             direction_axes=config["objective.direction_axes"])
     return GaussianDiffusion(schedule=config["objective.schedule"], prediction=config["objective.prediction"],
                              min_snr_gamma=config["objective.min_snr_gamma"])
 
@@ -130,9 +133,21 @@ def build_model(config, dataset, autoencoder=None):
         shape = image_shape
     keras.utils.set_random_seed(config["seed"])
     backbone = build_backbone(config, shape, condition_info(dataset))
-    model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"])
+    model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"],
+                           repa=build_repa(config))
     compile_model(model, config)
     return model
+
+
+def build_repa(config):
+    """``kd.losses.REPA`` around the frozen encoder file ``repa.encoder``, or ``None`` when it is unset."""
+    path = config["repa.encoder"]
+    if path is None:
+        return None
+    from keras_dit.losses import REPA
+
+    return REPA(load_checkpoint(path), block=config["repa.block"], weight=config["repa.weight"],
+                projector_hidden_size=config["repa.projector_hidden_size"])
 
 
 def distribution_scope(config):

@@ -61,6 +61,11 @@ SCHEMA = {
     "model.num_heads": _o(None, "int", "attention heads (default: the preset's, else 4)", nullable=True),
     "model.mlp_ratio": _o(None, "float", "MLP expansion of each block (default: the preset's, else 4)",
                           nullable=True),
+    "model.norm_type": _o("layer", "str", "token norm: layer (the paper's) or rms (RMSNorm)", choices=("layer", "rms")),
+    "model.mlp_type": _o("gelu", "str", "MLP: gelu (the paper's) or swiglu (same parameters)",
+                         choices=("gelu", "swiglu")),
+    "model.qk_norm": _o(False, "bool", "RMS-normalise queries and keys in every attention"),
+    "model.rope": _o(False, "bool", "2D rotary position embedding of the patch grid in every attention"),
     "model.class_dropout_prob": _o(0.1, "float", "condition dropout for classifier-free guidance (0 disables CFG)"),
     "model.autoencoder": _o(None, "str", "a KL-VAE .keras file (from train-vae): diffusion runs in its latents",
                             nullable=True),
@@ -72,6 +77,16 @@ SCHEMA = {
                                   nullable=True),
     "objective.timestep_sampling": _o("uniform", "str", "rectified_flow: training times",
                                       choices=("uniform", "logit_normal")),
+    "objective.direction_weight": _o(0.0, "float", "rectified_flow: weight of LightningDiT's velocity-direction "
+                                     "(cosine) loss term (0: off)"),
+    "objective.direction_axes": _o("channels", "str", "rectified_flow: the cosine per pixel over channels, or over "
+                                   "each whole sample (for 1-4 channel inputs)", choices=("channels", "sample")),
+    # REPA representation alignment (train)
+    "repa.encoder": _o(None, "str", "a frozen encoder .keras file, images in [-1, 1] -> (B, N, E) patch features: "
+                       "turns REPA on", nullable=True),
+    "repa.block": _o(1, "int", "index of the transformer block whose tokens are aligned"),
+    "repa.weight": _o(0.5, "float", "weight of the alignment loss"),
+    "repa.projector_hidden_size": _o(256, "int", "width of REPA's MLP projector"),
     # Training
     "train.epochs": _o(30, "int", "epochs to train (a resumed run continues up to this many)"),
     "train.learning_rate": _o(1e-3, "float", "AdamW learning rate"),

@@ -8,12 +8,12 @@ from keras_dit.cli.config import discrete_presets, is_discrete, load_config, pre
 
 # subcommand -> (config sections it reads, default config, summary)
 COMMANDS = {
-    "demo": (("data", "model", "objective", "train", "sample"), "digits",
+    "demo": (("data", "model", "objective", "repa", "train", "sample"), "digits",
              "train a class-conditional DiT on the built-in digits, sample every class, report the accuracy"),
     "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
     "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),
     "cache-latents": (("data", "vae", "train"), None, "encode the data set once with the VAE into a latent cache"),
-    "train": (("data", "model", "objective", "train", "sample", "distribution"), None,
+    "train": (("data", "model", "objective", "repa", "train", "sample", "distribution"), None,
               "train a diffusion model (checkpoints, CSV/TensorBoard logs, sample grids, loss curve)"),
     "sample": (("sample", "data", "model"), None, "generate images: grid.png, images/*.png and samples.npz"),
     "evaluate": (("evaluate", "sample", "data"), None,

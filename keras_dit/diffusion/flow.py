@@ -3,10 +3,11 @@
 import keras
 from keras import ops
 
-from keras_dit.diffusion.objective import Objective, broadcast_to_rank, per_sample_mean
+from keras_dit.diffusion.objective import Objective, broadcast_to_rank, cosine_similarity, per_sample_mean
 from keras_dit.diffusion.schedules import check_choice
 
 TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+DIRECTION_AXES = ("channels", "sample")
 
 
 def shift_time(t, shift):
@@ -29,17 +30,28 @@ class RectifiedFlow(Objective):
         timestep_sampling: ``"uniform"`` or ``"logit_normal"`` (t = sigmoid(N(logit_mean, logit_std))).
         logit_mean, logit_std: the logit-normal's parameters.
         shift: SD3's time shift (1 = none; SD3 uses 3 at 1024 px).
+        direction_weight: weight of LightningDiT's velocity-direction term ``1 - cos(prediction, velocity)``
+            added to the squared error (LightningDiT uses 1); 0 (default) is the plain loss.
+        direction_axes: what one cosine compares: ``"channels"`` (per pixel, over channels, as LightningDiT on
+            its 32-channel latents) or ``"sample"`` (the whole flattened velocity of each sample, which is what
+            a 1- to 4-channel input needs: a cosine over one channel only sees its sign).
     """
 
-    def __init__(self, timestep_sampling="uniform", logit_mean=0.0, logit_std=1.0, shift=1.0):
+    def __init__(self, timestep_sampling="uniform", logit_mean=0.0, logit_std=1.0, shift=1.0, direction_weight=0.0,
+                 direction_axes="channels"):
         check_choice("timestep_sampling", timestep_sampling, TIMESTEP_SAMPLINGS)
+        check_choice("direction_axes", direction_axes, DIRECTION_AXES)
         for name, value in (("logit_std", logit_std), ("shift", shift)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"RectifiedFlow {name} must be a positive number, got {value!r}.")
+        if isinstance(direction_weight, bool) or not isinstance(direction_weight, (int, float)) or direction_weight < 0:
+            raise ValueError(f"RectifiedFlow direction_weight must be a number >= 0, got {direction_weight!r}.")
         self.timestep_sampling = timestep_sampling
         self.logit_mean = float(logit_mean)
         self.logit_std = float(logit_std)
         self.shift = float(shift)
+        self.direction_weight = float(direction_weight)
+        self.direction_axes = direction_axes
 
     def sample_training_time(self, batch_size, seed_generator):
         """(B,) float32 times in [0, 1]."""
@@ -65,8 +77,19 @@ class RectifiedFlow(Objective):
         return ops.convert_to_tensor(noise) - ops.convert_to_tensor(x0)
 
     def loss(self, prediction, x0, noise, t, x_t):
-        """(B,) per-sample mean squared error of the predicted velocity."""
-        return per_sample_mean(ops.square(ops.cast(prediction, "float32") - self.target(x0, noise, t)))
+        """(B,) per-sample mean squared error of the predicted velocity, plus ``direction_weight`` times the
+        velocity-direction term ``1 - cos(prediction, velocity)`` (averaged per sample)."""
+        prediction, target = ops.cast(prediction, "float32"), self.target(x0, noise, t)
+        loss = per_sample_mean(ops.square(prediction - target))
+        if self.direction_weight:
+            loss = loss + self.direction_weight * per_sample_mean(1.0 - self._cosine(prediction, target))
+        return loss
+
+    def _cosine(self, a, b):
+        """Cosine similarity over the last axis (``"channels"``) or over each whole sample: (B, ...) or (B, 1)."""
+        if self.direction_axes == "sample":
+            a, b = ops.reshape(a, (ops.shape(a)[0], 1, -1)), ops.reshape(b, (ops.shape(b)[0], 1, -1))
+        return cosine_similarity(a, b)
 
     def get_config(self):
         return {
@@ -74,4 +97,6 @@ class RectifiedFlow(Objective):
             "logit_mean": self.logit_mean,
             "logit_std": self.logit_std,
             "shift": self.shift,
+            "direction_weight": self.direction_weight,
+            "direction_axes": self.direction_axes,
         }

@@ -33,3 +33,16 @@ def per_sample_mean(x):
 def broadcast_to_rank(values, x):
     """(B,) per-sample values reshaped to (B, 1, ..., 1) so they broadcast against ``x``."""
     return ops.reshape(values, (-1,) + (1,) * (len(x.shape) - 1))
+
+
+def cosine_similarity(a, b, axis=-1, floor=0.1):
+    """Cosine similarity of ``a`` and ``b`` along ``axis``, with ``|a|`` floored at ``floor * |b|``.
+
+    The floor keeps the gradient bounded where ``a`` is (near) zero, as a zero-initialised output layer predicts
+    at the first step: there the exact cosine's gradient is ``b / (eps |b|)``, which (1e8 times the squared
+    error's) would swamp Adam's second-moment estimates and stall training. Above the floor it is exact.
+    """
+    dot = ops.sum(a * b, axis=axis)
+    norm_b = ops.sqrt(ops.sum(ops.square(b), axis=axis) + 1e-24)
+    norm_a = ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=axis) + 1e-24), floor * norm_b)
+    return dot / ops.maximum(norm_a * norm_b, 1e-12)

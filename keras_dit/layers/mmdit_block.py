@@ -15,7 +15,7 @@ from keras_dit.layers.dit_block import plain_layer_norm
 from keras_dit.layers.mlp import Mlp
 from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
 from keras_dit.layers.moe import ExpertChoiceMoE
-from keras_dit.layers.rope import apply_rope
+from keras_dit.layers.rope import apply_rope_to_tail
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -155,8 +155,7 @@ class MMDiTBlock(keras.layers.Layer):
 
         def attend(q, k, v):
             if rope_cos is not None:  # rotate the image part (after the condition tokens)
-                q = ops.concatenate([q[:, :length], apply_rope(q[:, length:], rope_cos, rope_sin)], axis=1)
-                k = ops.concatenate([k[:, :length], apply_rope(k[:, length:], rope_cos, rope_sin)], axis=1)
+                q, k = apply_rope_to_tail(q, rope_cos, rope_sin), apply_rope_to_tail(k, rope_cos, rope_sin)
             return dot_product_attention(q, k, v)  # (B, L + T, H, Dh)
 
         if cond is not None and self.double_stream:

@@ -44,3 +44,12 @@ def apply_rope(x, cos, sin):
     sin = ops.cast(sin, x.dtype)[None, :, None, :]
     rotated = ops.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
     return ops.reshape(rotated, (-1, tokens, heads, head_dim))
+
+
+def apply_rope_to_tail(x, cos, sin):
+    """``apply_rope`` on the last ``N = cos.shape[0]`` tokens of (B, L + N, H, Dh) ``x``; the first L tokens
+    (time / condition tokens that have no grid position) pass unrotated."""
+    length = x.shape[1] - cos.shape[0]
+    if length == 0:
+        return apply_rope(x, cos, sin)
+    return ops.concatenate([x[:, :length], apply_rope(x[:, length:], cos, sin)], axis=1)

@@ -5,7 +5,8 @@ from keras import ops
 
 from keras_dit.backend import materialized
 from keras_dit.layers.attention import SelfAttention
-from keras_dit.layers.mlp import Mlp
+from keras_dit.layers.dit_block import token_norm
+from keras_dit.layers.mlp import feed_forward
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -20,13 +21,16 @@ class TransformerBlock(keras.layers.Layer):
         qkv_bias: bias on the q/k/v projection (False in U-ViT).
         skip: whether the block takes a long-skip input.
         norm_eps: LayerNorm epsilon.
+        norm_type, mlp_type, qk_norm, rope_grid: RMSNorm, SwiGLU MLP, QK-norm and 2D RoPE on the last
+            ``rows * cols`` tokens, as in ``DiTBlock`` (the defaults are the plain block).
 
     Call arguments:
         x: (B, T, D) tokens; skip: (B, T, D) long-skip tokens (only with ``skip=True``);
         key_mask: optional (B, T) boolean key mask. Returns (B, T, D).
     """
 
-    def __init__(self, hidden_size, num_heads, mlp_ratio=4.0, qkv_bias=False, skip=False, norm_eps=1e-5, **kwargs):
+    def __init__(self, hidden_size, num_heads, mlp_ratio=4.0, qkv_bias=False, skip=False, norm_eps=1e-5,
+                 norm_type="layer", mlp_type="gelu", qk_norm=False, rope_grid=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
@@ -34,11 +38,16 @@ class TransformerBlock(keras.layers.Layer):
         self.qkv_bias = qkv_bias
         self.skip = skip
         self.norm_eps = norm_eps
+        self.norm_type = norm_type
+        self.mlp_type = mlp_type
+        self.qk_norm = qk_norm
+        self.rope_grid = None if rope_grid is None else tuple(rope_grid)
         self.skip_linear = keras.layers.Dense(hidden_size, name="skip_linear") if skip else None
-        self.norm1 = keras.layers.LayerNormalization(epsilon=norm_eps, name="norm1")
-        self.attn = SelfAttention(hidden_size, num_heads, qkv_bias=qkv_bias, name="attn")
-        self.norm2 = keras.layers.LayerNormalization(epsilon=norm_eps, name="norm2")
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio), name="mlp")
+        self.norm1 = token_norm(norm_type, norm_eps, "norm1", affine=True)
+        self.attn = SelfAttention(hidden_size, num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm, rope_grid=rope_grid,
+                                  name="attn")
+        self.norm2 = token_norm(norm_type, norm_eps, "norm2", affine=True)
+        self.mlp = feed_forward(mlp_type, hidden_size, mlp_ratio, "mlp")
 
     def build(self, x_shape, skip_shape=None, key_mask_shape=None):
         tokens = (None, None, self.hidden_size)
@@ -68,4 +77,8 @@ class TransformerBlock(keras.layers.Layer):
             "qkv_bias": self.qkv_bias,
             "skip": self.skip,
             "norm_eps": self.norm_eps,
+            "norm_type": self.norm_type,
+            "mlp_type": self.mlp_type,
+            "qk_norm": self.qk_norm,
+            "rope_grid": self.rope_grid,
         }

@@ -58,6 +58,13 @@ class DiT(ConditionedBackbone):
             embedding in adaLN (its tokens are unused). ``None`` keeps DiT's own label table.
         remat: gradient checkpointing per block: recompute each block's activations in the backward pass
             (much less training memory for about one more forward pass of compute). Outputs are unchanged.
+        norm_type: ``"layer"`` (the paper's LayerNorm) or ``"rms"`` (RMSNorm, in the blocks and the final layer).
+        mlp_type: ``"gelu"`` (the paper's MLP) or ``"swiglu"`` (gated, 2/3 the width: about the same parameters).
+        qk_norm: RMS-normalise queries and keys in every attention.
+        rope: 2D rotary position embedding of the patch grid on queries and keys in every attention, on top of
+            the fixed sin-cos positions (as LightningDiT); needs ``hidden_size / num_heads`` divisible by 4.
+            These four are the modern (LightningDiT / JiT) recipe; the defaults are the paper's model, which the
+            presets and the checkpoint converters build.
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C) noisy inputs, ``"t"`` (B,) timesteps (float, DDPM
@@ -89,6 +96,10 @@ class DiT(ConditionedBackbone):
         seed=None,
         conditioner=None,
         remat=False,
+        norm_type="layer",
+        mlp_type="gelu",
+        qk_norm=False,
+        rope=False,
         **kwargs,
     ):
         if conditioner is not None and num_classes is not None:
@@ -125,12 +136,14 @@ class DiT(ConditionedBackbone):
             c = c + cond_layer(inputs["condition"])[0]
         with remat_scope(remat, [f"block_{i}" for i in range(depth)]):
             blocks = [
-                DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, name=f"block_{i}")
+                DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, norm_type=norm_type,
+                         mlp_type=mlp_type, qk_norm=qk_norm, rope_grid=(grid, grid) if rope else None,
+                         name=f"block_{i}")
                 for i in range(depth)
             ]
         for block in blocks:
             tokens = block(tokens, c)
-        tokens = FinalLayer(hidden_size, patch_size, out_channels, norm_eps, name="final_layer")(tokens, c)
+        tokens = FinalLayer(hidden_size, patch_size, out_channels, norm_eps, norm_type, name="final_layer")(tokens, c)
         outputs = unpatchify(tokens, (grid, grid), patch_size, out_channels)  # (B, H, W, out_channels)
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -140,7 +153,8 @@ class DiT(ConditionedBackbone):
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
             num_classes=num_classes, class_dropout_prob=class_dropout_prob,
             timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
-            seed=seed, remat=remat, **({} if cond_layer is None else {"conditioner": cond_layer}),
+            seed=seed, remat=remat, norm_type=norm_type, mlp_type=mlp_type, qk_norm=qk_norm, rope=rope,
+            **({} if cond_layer is None else {"conditioner": cond_layer}),
         ))
         self.out_channels = out_channels
 

@@ -52,6 +52,8 @@ class UViT(ConditionedBackbone):
         use_conv: end with the 3x3 convolution (True in U-ViT).
         seed: seed of the label dropout.
         remat: gradient checkpointing per transformer block (less training memory, same outputs).
+        norm_type, mlp_type, qk_norm, rope: RMSNorm, SwiGLU MLP, QK-norm and 2D RoPE on the patch tokens (the time
+            and condition tokens are not rotated), as in ``DiT``; the defaults are the paper's U-ViT.
 
     Call arguments:
         inputs: dict with ``"x"`` (B, H, W, C), ``"t"`` (B,) timesteps and ``"condition"`` (raw condition; omit
@@ -80,6 +82,10 @@ class UViT(ConditionedBackbone):
         use_conv=True,
         seed=None,
         remat=False,
+        norm_type="layer",
+        mlp_type="gelu",
+        qk_norm=False,
+        rope=False,
         **kwargs,
     ):
         if input_size % patch_size:
@@ -111,7 +117,9 @@ class UViT(ConditionedBackbone):
         names = [f"in_block_{i}" for i in range(half)] + ["mid_block"] + [f"out_block_{i}" for i in range(half)]
         with remat_scope(remat, names):
             blocks = [
-                TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, skip=i > half, name=name)
+                TransformerBlock(hidden_size, num_heads, mlp_ratio, qkv_bias, skip=i > half, norm_type=norm_type,
+                                 mlp_type=mlp_type, qk_norm=qk_norm, rope_grid=(grid, grid) if rope else None,
+                                 name=name)
                 for i, name in enumerate(names)
             ]
         skips = []
@@ -122,7 +130,8 @@ class UViT(ConditionedBackbone):
         for block in blocks[half + 1:]:
             tokens = block(tokens, skips.pop())
         # The output head computes in float32 under mixed precision: the loss compares it with float32 targets.
-        tokens = keras.layers.LayerNormalization(epsilon=1e-5, dtype="float32", name="norm")(tokens)
+        norm = keras.layers.RMSNormalization if norm_type == "rms" else keras.layers.LayerNormalization
+        tokens = norm(epsilon=1e-5, dtype="float32", name="norm")(tokens)
         decoder = keras.layers.Dense(patch_size * patch_size * in_channels, dtype="float32", name="decoder")
         outputs = unpatchify(decoder(tokens[:, num_extras:]), (grid, grid), patch_size, in_channels)  # (B, H, W, C)
         if use_conv:
@@ -133,5 +142,5 @@ class UViT(ConditionedBackbone):
             input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, num_classes=num_classes,
             class_dropout_prob=class_dropout_prob, conditioner=conditioner, use_conv=use_conv, seed=seed,
-            remat=remat,
+            remat=remat, norm_type=norm_type, mlp_type=mlp_type, qk_norm=qk_norm, rope=rope,
         ))

@@ -82,6 +82,8 @@ class DiffusionModel(keras.Model):
             ``class_dropout_prob``); a number sets it. The dropout itself lives in the backbone's condition
             embedding, where the null condition is learned.
         seed: seed of the noise and timestep draws.
+        repa: optional ``kd.losses.REPA``: adds its alignment loss between a block's tokens and a frozen encoder's
+            features of the clean training images (pixel or autoencoder training, not cached latents).
 
     Calling the model on a batch returns the per-sample training losses; ``generate`` makes images.
 
@@ -101,10 +103,14 @@ class DiffusionModel(keras.Model):
         shift_factor=None,
         cfg_dropout=None,
         seed=None,
+        repa=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.backbone = backbone
+        self.repa = repa
+        if repa is not None:  # a view of the backbone's own layers: kept out of Keras' tracking (no new weights)
+            object.__setattr__(self, "_repa_features", repa.attach(backbone))
         self.objective = objective
         self.autoencoder = None
         self.scale_factor = scale_factor
@@ -241,8 +247,25 @@ class DiffusionModel(keras.Model):
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
         t = self.objective.sample_training_time(ops.shape(x0)[0], self.seed_generator)
         x_t = self.objective.add_noise(x0, noise, t)
-        prediction = self.denoise(x_t, t, condition if self.is_conditional else None, training=training)
+        condition = condition if self.is_conditional else None
+        if self.repa is not None:
+            return self._loss_with_repa(batch, x0, noise, t, x_t, condition, training)
+        prediction = self.denoise(x_t, t, condition, training=training)
         return self.objective.loss(prediction, x0, noise, t, x_t)  # (B,)
+
+    def _loss_with_repa(self, batch, x0, noise, t, x_t, condition, training):
+        """(B,) objective loss plus REPA's alignment loss, from one backbone forward that also returns the block's
+        tokens."""
+        if "images" not in batch:
+            raise ValueError(
+                "REPA aligns with an encoder's features of the clean images, but this batch holds cached latents; "
+                "train on images (with the autoencoder in the model) or build the DiffusionModel without repa."
+            )
+        inputs = {"x": x_t, "t": self.objective.model_time(t)}
+        if condition is not None:
+            inputs["condition"] = condition
+        prediction, tokens = self._repa_features(self.backbone.check_inputs(inputs), training=training)
+        return self.objective.loss(prediction, x0, noise, t, x_t) + self.repa(tokens, batch["images"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         weights = _unpack(x).get("sample_weight")
@@ -483,12 +506,13 @@ class DiffusionModel(keras.Model):
             "shift_factor": self.shift_factor,
             "cfg_dropout": self.cfg_dropout,
             "seed": self.seed,
+            **({} if self.repa is None else {"repa": serialize(self.repa)}),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "objective", "autoencoder"):
+        for key in ("backbone", "objective", "autoencoder", "repa"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
