@@ -8,7 +8,6 @@ latents, already encoded and scaled, which the backbone takes as they are. Each 
 timesteps from a ``SeedGenerator`` the model owns, so ``fit`` is jit-compiled and reproducible on every backend.
 """
 
-import contextlib
 import math
 
 import keras
@@ -19,6 +18,7 @@ from keras_dit.backend import compiled_inference
 from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.samplers import default_sampler, get_sampler
 from keras_dit.distribution import scale_loss_for_replicas
+from keras_dit.tasks.ema import ema_weights, training_weights_kept
 
 
 def _unpack(data):
@@ -215,11 +215,20 @@ class DiffusionModel(keras.Model):
         return super().test_step(*self._with_batch_as_inputs(args))
 
     def fit(self, *args, callbacks=None, **kwargs):
-        """``keras.Model.fit`` that also stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
+        """``keras.Model.fit`` that keeps the raw training weights at its end (Keras would copy the EMA over
+        them, see ``kd.tasks.ema``), so ``fit`` again, ``save`` and resume continue the run exactly; and that
+        stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
         callbacks = list(callbacks or [])
         if not any(isinstance(c, NaNLossGuard) for c in callbacks):
             callbacks.insert(0, NaNLossGuard())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        with training_weights_kept(self):
+            return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate`` with the EMA weights, if the optimizer keeps them (also for ``fit``'s
+        validation)."""
+        with self.ema_weights():
+            return super().evaluate(*args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------
     # Sampling
@@ -323,24 +332,11 @@ class DiffusionModel(keras.Model):
                   "condition": condition}
         return ops.convert_to_tensor(self.backbone.check_inputs(inputs)["condition"])
 
-    @contextlib.contextmanager
     def ema_weights(self):
-        """Temporarily swap in the optimizer's EMA weights (``AdamW(use_ema=True)``), if there are any."""
-        optimizer = getattr(self, "optimizer", None)
-        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-        averages = getattr(optimizer, "_model_variables_moving_average", None)
-        if not (optimizer is not None and optimizer.use_ema and optimizer.built and averages):
-            yield
-            return
-        variables = self.trainable_variables
-        saved = [ops.copy(v.value) for v in variables]
-        for variable in variables:
-            variable.assign(averages[optimizer._get_variable_index(variable)])
-        try:
-            yield
-        finally:
-            for variable, value in zip(variables, saved):
-                variable.assign(value)
+        """Context manager: the optimizer's EMA weights (``AdamW(use_ema=True)``) swapped in, the raw training
+        weights restored on exit (a no-op without EMA). ``generate`` and ``evaluate`` run inside it; so does an
+        explicit export: ``with model.ema_weights(): model.backbone.save("ema_backbone.keras")``."""
+        return ema_weights(self)
 
     # ----------------------------------------------------------------------------------------------------
     # Saving
