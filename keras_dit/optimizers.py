@@ -102,7 +102,7 @@ class GradientFilterEMA(keras.optimizers.Optimizer):
                 filtered.append(grad)
                 continue
             ema = self.gradient_emas[self._get_variable_index(variable)]
-            previous = ops.where(ops.equal(self.iterations, 0), grad, ema)  # the reference starts at g
+            previous = ops.where(ops.equal(self.iterations, 0), grad, ops.convert_to_tensor(ema))  # the reference starts at g
             new_ema = ops.add(ops.multiply(previous, self.alpha), ops.multiply(grad, 1.0 - self.alpha))
             ema.assign(new_ema)
             filtered.append(ops.add(grad, ops.multiply(new_ema, self.lamb)))
