@@ -102,7 +102,8 @@ class GradientFilterEMA(keras.optimizers.Optimizer):
                 filtered.append(grad)
                 continue
             ema = self.gradient_emas[self._get_variable_index(variable)]
-            previous = ops.where(ops.equal(self.iterations, 0), grad, ops.convert_to_tensor(ema))  # the reference starts at g
+            # the reference starts the average at the first gradient
+            previous = ops.where(ops.equal(self.iterations, 0), grad, ops.convert_to_tensor(ema))
             new_ema = ops.add(ops.multiply(previous, self.alpha), ops.multiply(grad, 1.0 - self.alpha))
             ema.assign(new_ema)
             filtered.append(ops.add(grad, ops.multiply(new_ema, self.lamb)))

@@ -49,7 +49,19 @@ def _known_dims_differ(shape, expected):
 
 
 class NaNLossGuard(keras.callbacks.Callback):
-    """Stops ``fit`` at the first non-finite loss, before any checkpoint of that epoch is written."""
+    """Stops ``fit`` at the first non-finite loss, before any checkpoint of that epoch is written.
+
+    Args:
+        advice: what the error tells the user to do, in the terms of the interface they train with (the
+            command line passes ``--set`` keys); the default speaks Python.
+    """
+
+    ADVICE = ("Lower the learning rate, add gradient clipping (e.g. AdamW(clipnorm=1.0)), or train in float32 "
+              "instead of a mixed-precision policy.")
+
+    def __init__(self, advice=None):
+        super().__init__()
+        self.advice = advice or self.ADVICE
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -57,8 +69,7 @@ class NaNLossGuard(keras.callbacks.Callback):
             step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
             raise FloatingPointError(
                 f"The loss became {float(loss)} at training step {step} (batch {batch} of this epoch). "
-                "Lower the learning rate, add gradient clipping (e.g. AdamW(clipnorm=1.0)), or train in float32 "
-                "instead of a mixed-precision policy. No checkpoint was written for this epoch."
+                f"{self.advice} No checkpoint was written for this epoch."
             )
 
 
