@@ -123,7 +123,7 @@ def _check_resumable(config, loaded_optimizer, fresh_optimizer, fixed=RESUME_FIX
                 raise ValueError(f"--resume cannot set {key}: the checkpoint's {type(loaded).__name__} has no "
                                  f"{attribute}; start a new run in another output_dir (--set output_dir=...)")
             setattr(loaded, attribute, new)
-            _say(f"--resume: {key} changed from {old} to {new}")
+            _say(f"--resume: {key} changed from {_shown(old)} to {_shown(new)}")
 
 
 def _setting(optimizer, attribute):
@@ -131,6 +131,10 @@ def _setting(optimizer, attribute):
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return float(keras.ops.convert_to_numpy(value))
+
+
+def _shown(value):
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _yaml_value(value):
