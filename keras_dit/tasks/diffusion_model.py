@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import compiled_inference
+from keras_dit.data.images import check_image_range
 from keras_dit.diffusion.guidance import guided_model_fn
 from keras_dit.diffusion.samplers import default_sampler, get_sampler
 from keras_dit.distribution import scale_loss_for_replicas
@@ -46,6 +47,25 @@ def _known_dims_differ(shape, expected):
     tracing may leave dimensions unknown)."""
     shape = tuple(shape)[1:]
     return len(shape) != len(expected) or any(s is not None and s != e for s, e in zip(shape, expected))
+
+
+def _check_output_channels(backbone, objective):
+    """The backbone must output the channels the objective reads (``objective.prediction_channels``): twice the
+    input's for a learned variance (``learn_sigma``). Checked at construction, before any training."""
+    prediction_channels = getattr(objective, "prediction_channels", None)
+    inputs, output = getattr(backbone, "input", None), getattr(backbone, "output", None)
+    if prediction_channels is None or not isinstance(inputs, dict) or "x" not in inputs or output is None:
+        return
+    in_channels, out_channels = inputs["x"].shape[-1], output.shape[-1]
+    expected = prediction_channels(in_channels)
+    if out_channels != expected:
+        sigma = getattr(objective, "learn_sigma", False)
+        raise ValueError(
+            f"The backbone outputs {out_channels} channels for {in_channels} input channels, but "
+            f"{type(objective).__name__}(learn_sigma={sigma}) reads {expected}. Build both with the same "
+            f"learn_sigma (e.g. DiT(..., learn_sigma={sigma}) or {type(objective).__name__}(learn_sigma="
+            f"{out_channels == 2 * in_channels}))."
+        )
 
 
 class NaNLossGuard(keras.callbacks.Callback):
@@ -111,6 +131,7 @@ class DiffusionModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_output_channels(backbone, objective)
         self.backbone = backbone
         self.objective = objective
         self.autoencoder = autoencoder
@@ -229,11 +250,33 @@ class DiffusionModel(keras.Model):
         """``keras.Model.fit`` that keeps the raw training weights at its end (Keras would copy the EMA over
         them, see ``kd.tasks.ema``), so ``fit`` again, ``save`` and resume continue the run exactly; and that
         stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
+        self._check_training_data(*args[:2], y=kwargs.get("y"), x=kwargs.get("x"))
         callbacks = list(callbacks or [])
         if not any(isinstance(c, NaNLossGuard) for c in callbacks):
             callbacks.insert(0, NaNLossGuard())
         with training_weights_kept(self):
             return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _check_training_data(self, *args, x=None, y=None):
+        """Check, before any step, what ``fit`` will see first: NumPy data whole, a ``PyDataset``'s first batch
+        (``tf.data`` and generators are left to the step). Images must be in [-1, 1] (for a pixel model or the
+        autoencoder's input) and labels valid for the backbone (integers in [0, num_classes)): inside a
+        compiled step a bad label gives NaN or a backend's gather error instead."""
+        x = args[0] if args else x
+        y = args[1] if len(args) > 1 else y
+        if isinstance(x, keras.utils.PyDataset):
+            batch = x[0] if len(x) else None
+        else:
+            batch = x if y is None else (x, y)
+        if batch is None or not isinstance(batch, (np.ndarray, tuple, list, dict)):
+            return
+        batch = _unpack(batch)
+        images, condition = batch.get("images"), batch.get("condition")
+        is_pixels = self.autoencoder is not None or (self.scale_factor is None and self.shift_factor is None)
+        if isinstance(images, np.ndarray) and is_pixels:
+            check_image_range(images, "Training images")
+        if isinstance(condition, np.ndarray) and self.is_conditional:
+            self.backbone.check_condition({"condition": condition}, len(condition))
 
     def evaluate(self, *args, **kwargs):
         """``keras.Model.evaluate`` with the EMA weights, if the optimizer keeps them (also for ``fit``'s
