@@ -18,26 +18,29 @@ from PIL import Image, ImageDraw, ImageFont
 from keras_dit.data.images import to_uint8
 
 
-def atomic_save(model, path):
-    """``model.save(path)`` that never leaves a partial file at ``path``.
-
-    The model is written to a temporary file in the same folder, then moved over ``path`` with ``os.replace``
-    (atomic on POSIX and Windows), so a run killed mid-write keeps the previous checkpoint intact.
-    """
+def _atomic_write(path, write, suffix):
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it over ``path`` with ``os.replace``
+    (atomic on POSIX and Windows): an interrupted write never leaves a partial file at ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the checkpoint a normal file's permissions
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file a normal file's permissions
     try:
-        model.save(tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_save(model, path):
+    """``model.save(path)`` that never leaves a partial file at ``path``: a run killed mid-write keeps the
+    previous checkpoint intact (see ``_atomic_write``)."""
+    _atomic_write(path, model.save, ".keras")
 
 
 def remove_stale_temporaries(folder):
@@ -52,17 +55,14 @@ def remove_stale_temporaries(folder):
 def _write_csv(path, rows):
     """``rows`` (dicts with ``epoch``) as a ``CSVLogger``-style file, written atomically."""
     keys = sorted({key for row in rows for key in row} - {"epoch"})
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, ["epoch", *keys])
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    _atomic_write(path, write, ".csv")
 
 
 def _read_csv(path):

@@ -377,17 +377,17 @@ def train_vae(config, resume=False):
     from keras_dit.tasks import VAETrainer
 
     out = config["output_dir"]
-    dataset = builders.build_data(config)
     path = config["vae.checkpoint"] or os.path.join(out, "vae.keras")
     state = os.path.join(out, "vae_trainer.keras")
+    check_writable(out, "output_dir")
+    _check_run(resume, state)
+    dataset = builders.build_data(config)
     keras.utils.set_random_seed(config["seed"])
     vae = KLVAE.from_preset(config["vae.preset"], in_channels=dataset.image_shape[-1], seed=config["seed"])
     weight = config["vae.perceptual_weight"]
     perceptual = VGGPerceptualLoss(weights=config["vae.perceptual_weights"]) if weight else None
     trainer = VAETrainer(vae, perceptual_weight=weight, kl_weight=config["vae.kl_weight"], perceptual=perceptual)
     trainer.compile(optimizer=keras.optimizers.Adam(config["vae.learning_rate"]))
-    check_writable(out, "output_dir")
-    _check_run(resume, state)
     initial_epoch = 0
     if resume:
         trainer = builders.load_checkpoint(state)
