@@ -37,18 +37,20 @@ def _say(message):
 
 
 def check_writable(folder, key):
-    """Raise a one-line error now, before any work, when ``folder`` (config key ``key``) cannot hold files: a
-    file in its place, a read-only or missing parent. Creates the folder."""
-    folder = os.path.abspath(folder)
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ValueError(f"{key} {folder!r} is a file, not a folder; choose another {key} (--set {key}=...)")
+    """Raise a one-line error now, before any work, when ``folder`` (config key ``key``) could not hold files: a
+    file in its place or above it, a read-only folder. Writes nothing (a probe file is removed at once)."""
+    folder = existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{key} {folder!r} cannot be created: {existing!r} is a file, not a folder; choose another "
+                         f"{key} (--set {key}=...)")
     try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"{key} {folder!r} is not writable ({error.strerror}); choose another {key} "
-                         f"(--set {key}=...)") from None
+        raise ValueError(f"{key} {folder!r} is not writable ({error.strerror} in {existing!r}); choose another "
+                         f"{key} (--set {key}=...)") from None
 
 
 def _training_callbacks(config, checkpoint, grid=None, log="log.csv", curve="loss.png", tensorboard=True):
@@ -83,6 +85,7 @@ def _check_run(resume, checkpoint):
 def _start_run(config):
     """Record the config that runs in ``output_dir``/config.yaml; remove checkpoint files a killed write left."""
     out = config["output_dir"]
+    os.makedirs(out, exist_ok=True)
     for path in remove_stale_temporaries(out):
         _say(f"removed {path}, left by an interrupted checkpoint write")
     with open(os.path.join(out, "config.yaml"), "w") as f:

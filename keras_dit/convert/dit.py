@@ -99,8 +99,8 @@ def from_dit_checkpoint(state_dict_or_path, preset="DiT-XL/2", **overrides):
     }
     for block, prefix in _plan_common(loader, model, names):
         dense(loader, block.attn.qkv, prefix["qkv"])
-    _check_fixed_positions(state.get("pos_embed"), model, "reference DiT checkpoint")
-    loader.apply(ignore=("pos_embed",))  # the fixed sin-cos table is rebuilt, not loaded
+    loader.apply(ignore=("pos_embed",))  # the fixed sin-cos table is rebuilt, not loaded ...
+    _check_fixed_positions(state.get("pos_embed"), model, "reference DiT checkpoint")  # ... if it is that table
     return model
 
 

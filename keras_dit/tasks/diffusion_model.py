@@ -273,9 +273,10 @@ class DiffusionModel(keras.Model):
         batch = _unpack(batch)
         images, condition = batch.get("images"), batch.get("condition")
         is_pixels = self.autoencoder is not None or (self.scale_factor is None and self.shift_factor is None)
-        if isinstance(images, np.ndarray) and is_pixels:
+        discrete = getattr(self.objective, "num_states", None) is not None  # categorical states, not [-1, 1]
+        if isinstance(images, np.ndarray) and is_pixels and not discrete:
             check_image_range(images, "Training images")
-        if isinstance(condition, np.ndarray) and self.is_conditional:
+        if isinstance(condition, np.ndarray) and self.is_conditional and hasattr(self.backbone, "check_condition"):
             self.backbone.check_condition({"condition": condition}, len(condition))
 
     def evaluate(self, *args, **kwargs):

@@ -79,6 +79,7 @@ def to_reference_layout(peer):
     """Rename a diffusers DiT state dict to the reference repo's keys (the layout of its released .pt files)."""
     sd = {k: v.detach().numpy() for k, v in peer.state_dict().items()}
     emb = "transformer_blocks.0.norm1.emb"
+    grid = peer.config.sample_size // peer.config.patch_size
     ref = {
         "x_embedder.proj.weight": sd["pos_embed.proj.weight"],
         "x_embedder.proj.bias": sd["pos_embed.proj.bias"],
@@ -91,7 +92,8 @@ def to_reference_layout(peer):
         "final_layer.adaLN_modulation.1.bias": sd["proj_out_1.bias"],
         "final_layer.linear.weight": sd["proj_out_2.weight"],
         "final_layer.linear.bias": sd["proj_out_2.bias"],
-        "pos_embed": kd.layers.sincos_2d(32, 4, 4)[None],  # the reference's fixed table
+        "pos_embed": kd.layers.sincos_2d(peer.config.num_attention_heads * peer.config.attention_head_dim,
+                                         grid, grid)[None],  # the reference's fixed table
     }
     for i in range(peer.config.num_layers):
         src, dst = f"transformer_blocks.{i}", f"blocks.{i}"
