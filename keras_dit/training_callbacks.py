@@ -1,57 +1,153 @@
-"""Training callbacks of the command line (usable from Python too): atomic ``.keras`` checkpoints, a labelled
-sample grid every N epochs, and the loss curve drawn with Pillow (no matplotlib needed).
+"""Training callbacks of the command line (usable from Python too): atomic ``.keras`` checkpoints with the CSV
+log written alongside, a labelled sample grid every N epochs and at the end, the loss curve drawn with Pillow (no
+matplotlib needed), and Ctrl-C that stops training on every backend.
 """
 
 import csv
+import glob
 import os
+import signal
 import tempfile
+import threading
 
 import keras
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-def atomic_save(model, path):
-    """``model.save(path)`` that never leaves a partial file at ``path``.
-
-    The model is written to a temporary file in the same folder, then moved over ``path`` with ``os.replace``
-    (atomic on POSIX and Windows), so a run killed mid-write keeps the previous checkpoint intact.
-    """
+def _atomic_write(path, write, suffix):
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it over ``path`` with ``os.replace``
+    (atomic on POSIX and Windows): an interrupted write never leaves a partial file at ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the checkpoint a normal file's permissions
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file a normal file's permissions
     try:
-        model.save(tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
+def atomic_save(model, path):
+    """``model.save(path)`` that never leaves a partial file at ``path``: a run killed mid-write keeps the
+    previous checkpoint intact (see ``_atomic_write``)."""
+    _atomic_write(path, model.save, ".keras")
+
+
+def remove_stale_temporaries(folder):
+    """Delete the ``.tmp-*.keras`` files that ``atomic_save`` left in ``folder`` when a process was killed while
+    writing; returns their paths. Call it only when no other process writes checkpoints there."""
+    stale = glob.glob(os.path.join(os.fspath(folder), ".tmp-*.keras"))
+    for path in stale:
+        os.remove(path)
+    return stale
+
+
+def _write_csv(path, rows):
+    """``rows`` (dicts with ``epoch``) as a ``CSVLogger``-style file, written atomically."""
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, ["epoch", *keys])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    _atomic_write(path, write, ".csv")
+
+
+def _read_csv(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves the whole model (weights, optimizer and EMA state, seed states) every ``every`` epochs and at the
-    end of training, with ``atomic_save``. ``optimizer.iterations`` in the file tells a resumed run its epoch."""
+    end of training, with ``atomic_save``. ``optimizer.iterations`` in the file tells a resumed run its epoch.
 
-    def __init__(self, path, every=1):
+    With ``log`` (a CSV path), the per-epoch logs are written there (``CSVLogger``'s format) together with each
+    checkpoint, just before it, so the log always agrees with the checkpoint: a killed run loses the rows of the
+    epochs it loses, and a resumed run first drops the rows of the epochs it redoes (no duplicates).
+    """
+
+    def __init__(self, path, every=1, log=None):
         super().__init__()
         self.path = os.fspath(path)
         self.every = max(int(every), 1)
+        self.log = None if log is None else os.fspath(log)
         self._pending = False  # an epoch finished since the last save
+        self._rows = []
+
+    def on_train_begin(self, logs=None):
+        if self.log is None:
+            return
+        steps = (self.params or {}).get("steps") or 1
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) // steps
+        self._rows = [row for row in _read_csv(self.log) if int(row["epoch"]) < done]
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.log is not None:
+            self._rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
         self._pending = (epoch + 1) % self.every != 0
         if not self._pending:
-            atomic_save(self.model, self.path)
+            self._save()
 
     def on_train_end(self, logs=None):
         if self._pending:
-            atomic_save(self.model, self.path)
+            self._save()
             self._pending = False
+
+    def _save(self):
+        if self.log is not None:
+            _write_csv(self.log, self._rows)
+        atomic_save(self.model, self.path)
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) stops ``fit`` at the end of the current step with ``KeyboardInterrupt``, on every backend.
+
+    Keras on JAX can swallow a ``KeyboardInterrupt`` raised while it waits for a step's loss and train on, so
+    during ``fit`` SIGINT only sets a flag here, and the next batch end raises. A second Ctrl-C raises at once.
+    The checkpoint of the last finished epoch stays as it was (nothing is saved for the unfinished epoch), so the
+    run can resume from it. Installed from the main thread only (elsewhere Python cannot take signals).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._previous = None
+        self.interrupted = False
+
+    def on_train_begin(self, logs=None):
+        self.interrupted = False
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.interrupted:
+            self._restore()
+            raise KeyboardInterrupt("interrupted twice")
+        self.interrupted = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.interrupted:
+            self._restore()
+            raise KeyboardInterrupt("training interrupted (Ctrl-C)")
+
+    def on_train_end(self, logs=None):
+        self._restore()
+
+    def _restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _font(size):
@@ -85,14 +181,15 @@ def image_grid(images, captions=None, columns=None, cell=64):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Every ``every`` epochs, generates one image per entry of ``conditions`` and saves a captioned grid PNG
-    ``<folder>/epoch_<NNN>.png`` (the same seed each time, so grids compare across epochs).
+    """Every ``every`` epochs and after the last one, generates one image per entry of ``conditions`` and saves a
+    captioned grid PNG ``<folder>/epoch_<NNN>.png`` (the same seed each time, so grids compare across epochs).
+    A run shorter than ``every`` epochs thus still writes its final grid.
 
     Args:
         folder: where the grids go.
         conditions: what ``model.generate`` takes (labels, tags, params), or ``None`` for unconditional models.
         captions: one caption per image (e.g. class names).
-        every: epochs between grids (0 disables).
+        every: epochs between grids (0 disables grids, the final one too).
         num_images: how many images an unconditional model draws.
         generate_kwargs: ``num_steps``, ``guidance_scale``, ``sampler`` ... for ``generate``.
     """
@@ -106,10 +203,19 @@ class SampleGrid(keras.callbacks.Callback):
         self.num_images = num_images
         self.generate_kwargs = generate_kwargs
         self.paths = []
+        self._last_epoch = None  # the last epoch finished, when it has no grid yet
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.every <= 0 or (epoch + 1) % self.every:
-            return
+        self._last_epoch = epoch
+        if self.every > 0 and (epoch + 1) % self.every == 0:
+            self._write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self.every > 0 and self._last_epoch is not None:
+            self._write(self._last_epoch)
+
+    def _write(self, epoch):
+        self._last_epoch = None
         what = {"num_images": self.num_images} if self.conditions is None else {"condition": self.conditions}
         images = self.model.generate(seed=0, **what, **self.generate_kwargs)
         os.makedirs(self.folder, exist_ok=True)

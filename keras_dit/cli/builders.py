@@ -159,11 +159,21 @@ def distribution_scope(config):
     )
 
 
-def compile_model(model, config):
-    model.compile(optimizer=keras.optimizers.AdamW(
+def build_optimizer(config):
+    """The optimizer of ``train.*``: keras_dit's AdamW (EMA with warm-up), wrapped by Grokfast's filter when
+    ``train.grokfast`` is set."""
+    from keras_dit.optimizers import AdamW, GradientFilterEMA
+
+    optimizer = AdamW(
         config["train.learning_rate"], weight_decay=config["train.weight_decay"], clipnorm=config["train.clipnorm"],
-        use_ema=config["train.ema"], ema_momentum=config["train.ema_momentum"],
-    ))
+        use_ema=config["train.ema"], ema_momentum=config["train.ema_momentum"], ema_warmup=config["train.ema_warmup"],
+    )
+    grokfast = config["train.grokfast"]
+    return optimizer if grokfast is None else GradientFilterEMA(optimizer, **grokfast)
+
+
+def compile_model(model, config):
+    model.compile(optimizer=build_optimizer(config))
 
 
 def load_checkpoint(path):

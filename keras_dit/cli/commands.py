@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import pickle
+import tempfile
 import time
 
 import keras
@@ -11,22 +12,53 @@ import numpy as np
 from PIL import Image
 
 from keras_dit.cli import builders
-from keras_dit.cli.config import to_yaml
+from keras_dit.cli.config import load_config, to_yaml
+from keras_dit.optimizers import GradientFilterEMA
+from keras_dit.tasks import NaNLossGuard
 from keras_dit.training_callbacks import (
-    AtomicCheckpoint, LossCurve, SampleGrid, atomic_save, image_grid,
+    AtomicCheckpoint, LossCurve, SampleGrid, StopOnInterrupt, atomic_save, image_grid, remove_stale_temporaries,
 )
+
+# Keys a resumed run may not change: they decide the steps per epoch and the data order (the epoch count of the
+# checkpoint), or the optimizer's state variables. Optimizer hyper-parameters are applied instead (RESUME_APPLIED).
+RESUME_FIXED = ("data.source", "data.batch_size", "data.limit", "seed", "data.latent_cache", "train.ema",
+                "train.grokfast")
+# config key -> attribute of the (inner) optimizer that a resumed run sets to the config's value
+RESUME_APPLIED = {"train.learning_rate": "learning_rate", "train.weight_decay": "weight_decay",
+                  "train.clipnorm": "clipnorm", "train.ema_momentum": "ema_momentum",
+                  "train.ema_warmup": "ema_warmup"}
+NAN_ADVICE = ("Lower the learning rate (--set train.learning_rate=...), clip gradients (--set train.clipnorm=1.0) "
+              "or train in float32, then continue from the last checkpoint with --resume.")
 
 
 def _say(message):
     print(f"keras-dit: {message}", flush=True)
 
 
-def _training_callbacks(config, resume, checkpoint, grid=None):
+def check_writable(folder, key):
+    """Raise a one-line error now, before any work, when ``folder`` (config key ``key``) could not hold files: a
+    file in its place or above it, a read-only folder. Writes nothing (a probe file is removed at once)."""
+    folder = existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{key} {folder!r} cannot be created: {existing!r} is a file, not a folder; choose another "
+                         f"{key} (--set {key}=...)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"{key} {folder!r} is not writable ({error.strerror} in {existing!r}); choose another "
+                         f"{key} (--set {key}=...)") from None
+
+
+def _training_callbacks(config, checkpoint, grid=None, log="log.csv", curve="loss.png", tensorboard=True):
+    """Checkpoint with its CSV log, Ctrl-C handling, NaN stop, TensorBoard, the sample grid, the loss curve."""
     out = config["output_dir"]
-    log = os.path.join(out, "log.csv")
-    callbacks = [AtomicCheckpoint(checkpoint, config["train.checkpoint_every"]),
-                 keras.callbacks.CSVLogger(log, append=resume)]
-    if config["train.tensorboard"]:
+    log = os.path.join(out, log)
+    callbacks = [NaNLossGuard(NAN_ADVICE), StopOnInterrupt(),
+                 AtomicCheckpoint(checkpoint, config["train.checkpoint_every"], log=log)]
+    if config["train.tensorboard"] and tensorboard:
         if all(importlib.util.find_spec(package) for package in ("tensorflow", "tensorboard")):
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
         else:
@@ -34,12 +66,12 @@ def _training_callbacks(config, resume, checkpoint, grid=None):
                  "in log.csv)")
     if grid is not None:
         callbacks.append(grid)
-    callbacks.append(LossCurve(log, os.path.join(out, "loss.png")))
+    callbacks.append(LossCurve(log, os.path.join(out, curve)))
     return callbacks
 
 
-def _start_run(config, resume, checkpoint):
-    out = config["output_dir"]
+def _check_run(resume, checkpoint):
+    """The checkpoint must exist for --resume and must not for a new run."""
     if os.path.exists(checkpoint) and not resume:
         raise ValueError(
             f"{checkpoint!r} already exists: pass --resume to continue that run, or choose another output_dir "
@@ -47,17 +79,77 @@ def _start_run(config, resume, checkpoint):
         )
     if resume and not os.path.exists(checkpoint):
         raise FileNotFoundError(f"--resume: there is no checkpoint {checkpoint!r} to continue; start without --resume")
+
+
+def _start_run(config):
+    """Record the config that runs in ``output_dir``/config.yaml; remove checkpoint files a killed write left."""
+    out = config["output_dir"]
     os.makedirs(out, exist_ok=True)
+    for path in remove_stale_temporaries(out):
+        _say(f"removed {path}, left by an interrupted checkpoint write")
     with open(os.path.join(out, "config.yaml"), "w") as f:
         f.write(to_yaml(config))
 
 
-def _resume(checkpoint, fresh, steps_per_epoch, dataset):
-    """Load ``checkpoint`` for a resumed run: (model, initial epoch). Its epoch is its optimizer step count
-    divided by the steps per epoch; the data set is moved to that epoch's order."""
+def _check_resumable(config, loaded_optimizer, fresh_optimizer, fixed=RESUME_FIXED, applied=RESUME_APPLIED):
+    """Refuse a resume that changes a key of ``fixed`` (compared with the run's config.yaml, and for EMA and
+    Grokfast with the checkpoint's optimizer); apply changed optimizer settings (``applied``: config key ->
+    optimizer attribute; Grokfast's alpha and lamb) to the loaded optimizer and say so."""
+    previous_path = os.path.join(config["output_dir"], "config.yaml")
+    was = load_config(previous_path) if os.path.isfile(previous_path) else {}
+    inner = getattr(loaded_optimizer, "inner_optimizer", loaded_optimizer)
+    grokfast = isinstance(loaded_optimizer, GradientFilterEMA), isinstance(fresh_optimizer, GradientFilterEMA)
+    was["train.ema"] = bool(inner.use_ema)  # the checkpoint itself says these two
+    if all(grokfast):
+        was["train.grokfast"] = config["train.grokfast"]  # its alpha and lamb are applied below
+    else:
+        was["train.grokfast"] = {"alpha": loaded_optimizer.alpha, "lamb": loaded_optimizer.lamb} if grokfast[0] \
+            else None
+    for key in fixed:
+        if key in was and was[key] != config[key]:
+            raise ValueError(
+                f"--resume cannot change {key} (the checkpoint was trained with {was[key]!r}, the config now says "
+                f"{config[key]!r}): resume with --set {key}={_yaml_value(was[key])}, or start a new run in another "
+                "output_dir (--set output_dir=...)"
+            )
+    pairs = [(inner, getattr(fresh_optimizer, "inner_optimizer", fresh_optimizer), applied)]
+    if all(grokfast):
+        pairs.append((loaded_optimizer, fresh_optimizer, {"train.grokfast.alpha": "alpha",
+                                                          "train.grokfast.lamb": "lamb"}))
+    for loaded, fresh, attributes in pairs:
+        for key, attribute in attributes.items():
+            old, new = _setting(loaded, attribute), _setting(fresh, attribute)
+            if old == new:
+                continue
+            if not hasattr(loaded, attribute):
+                raise ValueError(f"--resume cannot set {key}: the checkpoint's {type(loaded).__name__} has no "
+                                 f"{attribute}; start a new run in another output_dir (--set output_dir=...)")
+            setattr(loaded, attribute, new)
+            _say(f"--resume: {key} changed from {_shown(old)} to {_shown(new)}")
+
+
+def _setting(optimizer, attribute):
+    value = getattr(optimizer, attribute, None)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return float(keras.ops.convert_to_numpy(value))
+
+
+def _shown(value):
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _yaml_value(value):
+    return to_yaml({"v": value}).split(":", 1)[1].strip()
+
+
+def _resume(checkpoint, fresh, config, dataset):
+    """Load ``checkpoint`` for a resumed run: (model, initial epoch), after ``_check_resumable``. Its epoch is its
+    optimizer step count divided by the steps per epoch; the data set is moved to that epoch's order."""
     loaded = builders.load_diffusion_model(checkpoint)
     builders.check_same_model(loaded, fresh, checkpoint)
-    initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // steps_per_epoch
+    _check_resumable(config, loaded.optimizer, fresh.optimizer)
+    initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // len(dataset)
     dataset.set_epoch(initial_epoch)
     return loaded, initial_epoch
 
@@ -128,15 +220,17 @@ def _generate(model, config, conditions):
 def train(config, resume=False):
     """Train a DiffusionModel; returns the trained model."""
     checkpoint = os.path.join(config["output_dir"], "model.keras")
+    check_writable(config["output_dir"], "output_dir")
+    _check_run(resume, checkpoint)
     data, dataset, vae = _training_data(config)
     info = builders.condition_info(dataset)
     conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
     model = builders.build_model(config, dataset, vae)
-    _start_run(config, resume, checkpoint)
     initial_epoch = 0
     if resume:
-        model, initial_epoch = _resume(checkpoint, model, len(data), data)
+        model, initial_epoch = _resume(checkpoint, model, config, data)
         _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
+    _start_run(config)
     builders.write_condition_info(config["output_dir"], info)
     grid = None
     if config["train.sample_every"] > 0:
@@ -148,7 +242,7 @@ def train(config, resume=False):
         _say(f"{checkpoint} has already trained {initial_epoch} of train.epochs={config['train.epochs']} epochs")
         return model
     model.fit(data, epochs=config["train.epochs"], initial_epoch=initial_epoch, shuffle=False,
-              verbose=config["train.verbose"], callbacks=_training_callbacks(config, resume, checkpoint, grid))
+              verbose=config["train.verbose"], callbacks=_training_callbacks(config, checkpoint, grid))
     _say(f"wrote {checkpoint}, log.csv and loss.png in {config['output_dir']}")
     return model
 
@@ -161,8 +255,9 @@ def sample(config, model=None):
     if model.is_conditional and info["kind"] is None:
         info = {"kind": "labels", "names": [str(i) for i in range(model.backbone.condition_embedding.num_classes)]}
     conditions, captions, fields = sample_conditions(config, info)
-    images = _generate(model, config, conditions)
     out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
+    check_writable(out, "sample.output")
+    images = _generate(model, config, conditions)
     return write_samples(out, images, captions, fields,
                          columns=config["sample.per_class"] if info["kind"] == "labels" else 10)
 
@@ -326,28 +421,30 @@ def train_vae(config, resume=False):
     from keras_dit.tasks import VAETrainer
 
     out = config["output_dir"]
-    dataset = builders.build_data({**config, "data.batch_size": config["vae.batch_size"] or config["data.batch_size"]})
     path = config["vae.checkpoint"] or os.path.join(out, "vae.keras")
     state = os.path.join(out, "vae_trainer.keras")
+    check_writable(out, "output_dir")
+    _check_run(resume, state)
+    dataset = builders.build_data({**config, "data.batch_size": config["vae.batch_size"] or config["data.batch_size"]})
     keras.utils.set_random_seed(config["seed"])
     vae = KLVAE.from_preset(config["vae.preset"], in_channels=dataset.image_shape[-1], seed=config["seed"])
     weight = config["vae.perceptual_weight"]
     perceptual = VGGPerceptualLoss(weights=config["vae.perceptual_weights"]) if weight else None
     trainer = VAETrainer(vae, perceptual_weight=weight, kl_weight=config["vae.kl_weight"], perceptual=perceptual)
     trainer.compile(optimizer=keras.optimizers.Adam(config["vae.learning_rate"]))
-    _start_run(config, resume, state)
     initial_epoch = 0
     if resume:
         trainer = builders.load_checkpoint(state)
         if not isinstance(trainer, VAETrainer):
             raise ValueError(f"{state!r} holds a {type(trainer).__name__}, not a VAETrainer")
+        _check_resumable(config, trainer.optimizer, keras.optimizers.Adam(config["vae.learning_rate"]),
+                         fixed=RESUME_FIXED[:4], applied={"vae.learning_rate": "learning_rate"})
         initial_epoch = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)) // len(dataset)
-    log = os.path.join(out, "vae_log.csv")
+    _start_run(config)
     trainer.fit(dataset, epochs=config["vae.epochs"], initial_epoch=initial_epoch, shuffle=False,
                 verbose=config["train.verbose"],
-                callbacks=[AtomicCheckpoint(state, config["train.checkpoint_every"]),
-                           keras.callbacks.CSVLogger(log, append=resume),
-                           LossCurve(log, os.path.join(out, "vae_loss.png"))])
+                callbacks=_training_callbacks(config, state, log="vae_log.csv", curve="vae_loss.png",
+                                              tensorboard=False))
     atomic_save(trainer.vae, path)
     _say(f"wrote {path}")
     return trainer.vae

@@ -4,7 +4,8 @@ A config is a nested YAML mapping (``model: {depth: 4}``) whose leaves are the k
 (``model.depth``). Loading merges, in order: the schema's defaults, the config file (a path, or the name of a
 preset shipped in ``keras_dit/configs``), then every ``--set key=value`` (the value parsed as YAML, so ``4`` is
 an int, ``true`` a bool, ``null`` None and ``[1, 2]`` a list). The result is validated before any work starts:
-an unknown key names the closest valid one, a wrong type says what was expected.
+an unknown key names the closest valid one, a wrong type says what was expected, a number out of its range
+names the range (``train.epochs`` >= 1, ``train.learning_rate`` > 0, probabilities in [0, 1], ...).
 """
 
 import difflib
@@ -22,22 +23,34 @@ class Option(NamedTuple):
     """One config key: its default, the kind of value it takes, and the help line ``--help`` prints."""
 
     default: object
-    kind: str  # "int", "float", "bool", "str" or "list"
+    kind: str  # "int", "float", "bool", "str", "list" or "grokfast"
     help: str
     nullable: bool = False
     choices: tuple = ()
+    range: str = ""  # numbers: ">= 1", "> 0", "[0, 1]" or "[0, 1)"
 
 
-def _o(default, kind, help, nullable=False, choices=()):
-    return Option(default, kind, help, nullable, tuple(choices))
+def _o(default, kind, help, nullable=False, choices=(), range=""):
+    return Option(default, kind, help, nullable, tuple(choices), range)
+
+
+def in_range(value, spec):
+    """Whether number ``value`` lies in ``spec`` (``">= 1"``, ``"> 0"``, ``"[0, 1]"``, ``"[0, 1)"``; ``""``: any)."""
+    if not spec:
+        return True
+    if spec.startswith(">"):
+        bound = float(spec.lstrip(">= "))
+        return value >= bound if spec.startswith(">=") else value > bound
+    low, high = (float(b) for b in spec[1:-1].split(","))
+    return low <= value and (value <= high if spec.endswith("]") else value < high)
 
 
 SCHEMA = {
     "output_dir": _o("runs/keras-dit", "str", "folder of the run: checkpoint, logs, sample grids, reports"),
-    "seed": _o(0, "int", "seed of the model's initialisation, noise draws and data order"),
+    "seed": _o(0, "int", "seed of the model's initialisation, noise draws and data order", range=">= 0"),
     # Data
     "data.source": _o("digits", "str", "a built-in data set (digits, alphabet, synthetic) or an image folder"),
-    "data.image_size": _o(16, "int", "image side in pixels (images are resized and cropped to it)"),
+    "data.image_size": _o(16, "int", "image side in pixels (images are resized and cropped to it)", range=">= 1"),
     "data.channels": _o(1, "int", "1 (grayscale) or 3 (RGB)", choices=(1, 3)),
     "data.condition": _o("labels", "str", "image folders: labels (sub-folder names), tags, params, or null",
                          nullable=True, choices=("labels", "tags", "params")),
@@ -46,27 +59,31 @@ SCHEMA = {
     "data.params_file": _o(None, "str", "image folders: CSV or .npz of parameter vectors", nullable=True),
     "data.crop": _o("center", "str", "image folders: center or random crop", choices=("center", "random")),
     "data.flip": _o(False, "bool", "mirror images left-right at random"),
-    "data.batch_size": _o(64, "int", "examples per training batch"),
+    "data.batch_size": _o(64, "int", "examples per training batch", range=">= 1"),
     "data.limit": _o(None, "int", "built-in data sets: use only the first N examples (quick trials)",
-                     nullable=True),
-    "data.workers": _o(4, "int", "image folders: batches decoded in parallel"),
+                     nullable=True, range=">= 1"),
+    "data.workers": _o(4, "int", "image folders: batches decoded in parallel", range=">= 1"),
     "data.latent_cache": _o(None, "str", "train on latents written by cache-latents instead of images",
                             nullable=True),
     # Model
     "model.backbone": _o("dit", "str", "denoising backbone", choices=("dit", "uvit")),
     "model.preset": _o(None, "str", "backbone preset (e.g. DiT-S/2); the keys below override it", nullable=True),
-    "model.patch_size": _o(None, "int", "side of the square patches (default: the preset's, else 2)", nullable=True),
-    "model.hidden_size": _o(None, "int", "transformer width (default: the preset's, else 128)", nullable=True),
-    "model.depth": _o(None, "int", "transformer blocks, odd for uvit (default: the preset's, else 4)", nullable=True),
-    "model.num_heads": _o(None, "int", "attention heads (default: the preset's, else 4)", nullable=True),
+    "model.patch_size": _o(None, "int", "side of the square patches (default: the preset's, else 2)",
+                           nullable=True, range=">= 1"),
+    "model.hidden_size": _o(None, "int", "transformer width (default: the preset's, else 128)",
+                            nullable=True, range=">= 1"),
+    "model.depth": _o(None, "int", "transformer blocks, odd for uvit (default: the preset's, else 4)",
+                      nullable=True, range=">= 1"),
+    "model.num_heads": _o(None, "int", "attention heads (default: the preset's, else 4)", nullable=True, range=">= 1"),
     "model.mlp_ratio": _o(None, "float", "MLP expansion of each block (default: the preset's, else 4)",
-                          nullable=True),
+                          nullable=True, range="> 0"),
     "model.norm_type": _o("layer", "str", "token norm: layer (the paper's) or rms (RMSNorm)", choices=("layer", "rms")),
     "model.mlp_type": _o("gelu", "str", "MLP: gelu (the paper's) or swiglu (same parameters)",
                          choices=("gelu", "swiglu")),
     "model.qk_norm": _o(False, "bool", "RMS-normalise queries and keys in every attention"),
     "model.rope": _o(False, "bool", "2D rotary position embedding of the patch grid in every attention"),
-    "model.class_dropout_prob": _o(0.1, "float", "condition dropout for classifier-free guidance (0 disables CFG)"),
+    "model.class_dropout_prob": _o(0.1, "float", "condition dropout for classifier-free guidance (0 disables CFG)",
+                                   range="[0, 1)"),
     "model.autoencoder": _o(None, "str", "a KL-VAE .keras file (from train-vae): diffusion runs in its latents",
                             nullable=True),
     # Objective
@@ -74,28 +91,33 @@ SCHEMA = {
     "objective.prediction": _o("v", "str", "gaussian: what the model predicts", choices=("eps", "v", "x0")),
     "objective.schedule": _o("linear", "str", "gaussian: beta schedule (linear, cosine, ...)"),
     "objective.min_snr_gamma": _o(None, "float", "gaussian: Min-SNR loss weighting gamma (e.g. 5.0)",
-                                  nullable=True),
+                                  nullable=True, range="> 0"),
     "objective.timestep_sampling": _o("uniform", "str", "rectified_flow: training times",
                                       choices=("uniform", "logit_normal")),
     "objective.direction_weight": _o(0.0, "float", "rectified_flow: weight of LightningDiT's velocity-direction "
-                                     "(cosine) loss term (0: off)"),
+                                     "(cosine) loss term (0: off)", range=">= 0"),
     "objective.direction_axes": _o("channels", "str", "rectified_flow: the cosine per pixel over channels, or over "
                                    "each whole sample (for 1-4 channel inputs)", choices=("channels", "sample")),
     # REPA representation alignment (train)
     "repa.encoder": _o(None, "str", "a frozen encoder .keras file, images in [-1, 1] -> (B, N, E) patch features: "
                        "turns REPA on", nullable=True),
-    "repa.block": _o(1, "int", "index of the transformer block whose tokens are aligned"),
-    "repa.weight": _o(0.5, "float", "weight of the alignment loss"),
-    "repa.projector_hidden_size": _o(256, "int", "width of REPA's MLP projector"),
+    "repa.block": _o(1, "int", "index of the transformer block whose tokens are aligned", range=">= 0"),
+    "repa.weight": _o(0.5, "float", "weight of the alignment loss", range=">= 0"),
+    "repa.projector_hidden_size": _o(256, "int", "width of REPA's MLP projector", range=">= 1"),
     # Training
-    "train.epochs": _o(30, "int", "epochs to train (a resumed run continues up to this many)"),
-    "train.learning_rate": _o(1e-3, "float", "AdamW learning rate"),
-    "train.weight_decay": _o(0.0, "float", "AdamW weight decay"),
-    "train.clipnorm": _o(None, "float", "clip each gradient to this norm", nullable=True),
+    "train.epochs": _o(30, "int", "epochs to train (a resumed run continues up to this many)", range=">= 1"),
+    "train.learning_rate": _o(1e-3, "float", "AdamW learning rate", range="> 0"),
+    "train.weight_decay": _o(0.0, "float", "AdamW weight decay", range=">= 0"),
+    "train.clipnorm": _o(None, "float", "clip each gradient to this norm", nullable=True, range="> 0"),
     "train.ema": _o(True, "bool", "keep an exponential moving average of the weights and sample with it"),
-    "train.ema_momentum": _o(0.99, "float", "EMA momentum"),
-    "train.checkpoint_every": _o(1, "int", "write <output_dir>/model.keras every N epochs (atomically)"),
-    "train.sample_every": _o(5, "int", "write a labelled sample grid every N epochs (0: never)"),
+    "train.ema_momentum": _o(0.99, "float", "EMA momentum (the decay it warms up to, see train.ema_warmup)",
+                             range="[0, 1)"),
+    "train.ema_warmup": _o(True, "bool", "EMA decay min(ema_momentum, (1 + n) / (10 + n)) at step n, so early "
+                                         "grids and short runs sample well; false: ema_momentum from the start"),
+    "train.grokfast": _o(None, "grokfast", "Grokfast gradient filter, {alpha: 0.98, lamb: 2.0} (null: off)",
+                         nullable=True),
+    "train.checkpoint_every": _o(1, "int", "write <output_dir>/model.keras every N epochs (atomically)", range=">= 1"),
+    "train.sample_every": _o(5, "int", "write a labelled sample grid every N epochs (0: never)", range=">= 0"),
     "train.tensorboard": _o(True, "bool", "TensorBoard logs in <output_dir>/tensorboard (needs the tensorflow and "
                                           "tensorboard packages; skipped with a note without them)"),
     "train.verbose": _o(1, "int", "Keras progress: 1 progress bar, 2 one line per epoch, 0 silent",
@@ -105,19 +127,21 @@ SCHEMA = {
                             "MirroredStrategy) or model_parallel (jax only; transformer weights sharded)",
                             choices=("none", "data_parallel", "model_parallel")),
     "distribution.devices": _o(None, "int", "devices to use, the first N (default: all); --devices N sets it",
-                               nullable=True),
-    "distribution.model_axis": _o(2, "int", "model_parallel: devices along the model axis (divides devices)"),
+                               nullable=True, range=">= 1"),
+    "distribution.model_axis": _o(2, "int", "model_parallel: devices along the model axis (divides devices)",
+                                  range=">= 1"),
     # Sampling
     "sample.checkpoint": _o(None, "str", "model to sample (default <output_dir>/model.keras)", nullable=True),
     "sample.labels": _o(None, "list", "class labels (ints or class names) to draw; default every class",
                         nullable=True),
-    "sample.per_class": _o(10, "int", "images per label"),
-    "sample.num_images": _o(16, "int", "unconditional models: images to draw"),
-    "sample.num_steps": _o(20, "int", "sampler steps"),
-    "sample.sampler": _o(None, "str", "ddpm, ddim, euler or heun (default: ddim for gaussian, euler for flow)",
-                         nullable=True, choices=("ddpm", "ddim", "euler", "heun")),
-    "sample.guidance_scale": _o(2.0, "float", "classifier-free guidance scale (1: none)"),
-    "sample.seed": _o(0, "int", "seed of the sampling noise"),
+    "sample.per_class": _o(10, "int", "images per label", range=">= 1"),
+    "sample.num_images": _o(16, "int", "unconditional models: images to draw", range=">= 1"),
+    "sample.num_steps": _o(20, "int", "sampler steps", range=">= 1"),
+    "sample.sampler": _o(None, "str", "ddpm, ddim, euler, heun, dpm_solver (DPM-Solver++ 2M) or unipc (default: ddim "
+                         "for gaussian, euler for flow)", nullable=True,
+                         choices=("ddpm", "ddim", "euler", "heun", "dpm_solver", "unipc")),
+    "sample.guidance_scale": _o(2.0, "float", "classifier-free guidance scale (1: none)", range=">= 0"),
+    "sample.seed": _o(0, "int", "seed of the sampling noise", range=">= 0"),
     "sample.output": _o(None, "str", "folder for grid.png, images/ and samples.npz (default <output_dir>/samples)",
                         nullable=True),
     # Evaluation
@@ -128,11 +152,11 @@ SCHEMA = {
     # KL-VAE (train-vae, scale-factor, cache-latents)
     "vae.preset": _o("kl-f4-tiny", "str", "KLVAE preset (kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16)"),
     "vae.checkpoint": _o(None, "str", "the VAE .keras file (default <output_dir>/vae.keras)", nullable=True),
-    "vae.epochs": _o(10, "int", "VAE training epochs"),
-    "vae.batch_size": _o(None, "int", "VAE training batch (default: data.batch_size)", nullable=True),
-    "vae.learning_rate": _o(1e-4, "float", "VAE Adam learning rate"),
-    "vae.kl_weight": _o(1e-6, "float", "weight of the KL term"),
-    "vae.perceptual_weight": _o(0.0, "float", "weight of the VGG19 perceptual term (0 skips VGG)"),
+    "vae.epochs": _o(10, "int", "VAE training epochs", range=">= 1"),
+    "vae.batch_size": _o(None, "int", "VAE training batch (default: data.batch_size)", nullable=True, range=">= 1"),
+    "vae.learning_rate": _o(1e-4, "float", "VAE Adam learning rate", range="> 0"),
+    "vae.kl_weight": _o(1e-6, "float", "weight of the KL term", range=">= 0"),
+    "vae.perceptual_weight": _o(0.0, "float", "weight of the VGG19 perceptual term (0 skips VGG)", range=">= 0"),
     "vae.perceptual_weights": _o("imagenet", "str", "VGG19 weights: imagenet or a local .h5 file"),
     "vae.per_channel": _o(False, "bool", "scale-factor: a shift (mean) and scale (1 / std) per latent channel "
                           "instead of one 1 / std for all (Stable Diffusion's)"),
@@ -143,12 +167,28 @@ SCHEMA = {
                          nullable=True),
     "convert.format": _o("diffusers", "str", "what source is", choices=("diffusers", "dit")),
     "convert.preset": _o("DiT-XL/2", "str", "dit format: the checkpoint's architecture"),
-    "convert.input_size": _o(None, "int", "dit format: latent side (64 for 512 px models)", nullable=True),
+    "convert.input_size": _o(None, "int", "dit format: latent side (64 for 512 px models)",
+                             nullable=True, range=">= 1"),
     "convert.output": _o(None, "str", "the .keras file to write", nullable=True),
 }
 
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "list": "a list"}
+               "list": "a list", "grokfast": "a mapping {alpha: 0.98, lamb: 2.0}"}
+GROKFAST_KEYS = {"alpha": "[0, 1)", "lamb": ">= 0"}  # train.grokfast: the filter's EMA momentum and amplification
+
+
+def _check_grokfast(key, value, source):
+    unknown = sorted(set(value) - set(GROKFAST_KEYS))
+    if unknown or not value:
+        raise ValueError(f"{key} in {source} takes the keys {sorted(GROKFAST_KEYS)} (e.g. "
+                         f"--set {key}={{alpha: 0.98, lamb: 2.0}}), got {value!r}")
+    checked = {"alpha": 0.98, "lamb": 2.0}
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not in_range(number,
+                                                                                           GROKFAST_KEYS[name]):
+            raise ValueError(f"{key}.{name} in {source} must be a number {GROKFAST_KEYS[name]}, got {number!r}")
+        checked[name] = float(number)
+    return checked
 
 
 def presets():
@@ -204,14 +244,19 @@ def _check(key, value, source):
         "bool": isinstance(value, bool),
         "str": isinstance(value, (str, int, float)) and not isinstance(value, bool),
         "list": isinstance(value, list),
+        "grokfast": isinstance(value, dict),
     }[option.kind]
     if not ok:
         raise ValueError(
             f"{key} in {source} must be {_KIND_NAMES[option.kind]}, got {value!r} ({type(value).__name__})"
         )
+    if option.kind == "grokfast":
+        return _check_grokfast(key, value, source)
     value = float(value) if option.kind == "float" else str(value) if option.kind == "str" else value
     if option.choices and value not in option.choices:
         raise ValueError(f"{key} in {source} must be one of {list(option.choices)}, got {value!r}")
+    if option.kind in ("int", "float") and not in_range(value, option.range):
+        raise ValueError(f"{key} in {source} must be {option.range}, got {value!r}")
     return value
 
 
@@ -273,6 +318,7 @@ def schema_help(sections):
     for key, option in SCHEMA.items():
         if key.split(".", 1)[0] in sections or "." not in key:
             choices = f" ({'|'.join(map(str, option.choices))})" if option.choices else ""
+            choices += f" ({option.range})" if option.range else ""
             default = yaml.safe_dump(option.default, default_flow_style=True).removesuffix("...\n").strip()
             lines.append(f"  {key} = {default}{choices}\n      {option.help}")
     return "\n".join(lines)

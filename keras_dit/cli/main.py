@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import errno
 import sys
 
 from keras_dit.cli.config import discrete_presets, is_discrete, load_config, presets, schema_help
@@ -103,14 +104,28 @@ def _run_discrete(args):
     return commands.discrete(args.command, config)
 
 
+# OSErrors that are the user's to fix (permissions, a full or read-only disk, a file where a folder should be)
+USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+               errno.EEXIST, errno.ENAMETOOLONG}
+
+
+def _fail(message):
+    print(f"keras-dit: error: {' '.join(str(message).split())}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv=None):
-    """Entry point of ``keras-dit``: user errors print ``keras-dit: error: ...`` and exit with status 2."""
+    """Entry point of ``keras-dit``: user errors print one line ``keras-dit: error: ...`` and exit with status 2."""
     try:
         run(argv)
-    except (ValueError, FileNotFoundError) as error:
-        message = " ".join(str(error).split())
-        print(f"keras-dit: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        _fail(error)
+    except OSError as error:
+        if error.errno not in USER_ERRNOS:
+            raise
+        where = f" {error.filename!r}" if error.filename else ""
+        _fail(f"cannot write{where}: {error.strerror or error}; free disk space, fix the permissions or choose "
+              "another output_dir (--set output_dir=...)")
     except KeyboardInterrupt:
         print("keras-dit: interrupted; the last checkpoint is kept: continue with the same command and --resume",
               file=sys.stderr)

@@ -13,7 +13,28 @@ import numpy as np
 
 from keras_dit.convert.diffusers import register
 from keras_dit.convert.state_dict import StateDictLoader, dense, load_state_dict, to_numpy_dict
+from keras_dit.layers.position_embedding import sincos_2d
 from keras_dit.models.dit import DiT
+
+
+def _check_fixed_positions(table, model, source):
+    """``DiT`` rebuilds the fixed 2-D sin-cos position table; a checkpoint whose ``pos_embed`` is another table (a
+    learned one) would convert to a different network, so it is refused."""
+    if table is None:
+        return
+    table = np.asarray(table, dtype=np.float32)
+    grid = model.input_size // model.patch_size
+    expected = sincos_2d(model.hidden_size, grid, grid)[None]
+    if table.size != expected.size:
+        raise ValueError(f"The {source}'s pos_embed has shape {table.shape}, this DiT's position table "
+                         f"{expected.shape}; pass the input_size / preset the checkpoint was trained with.")
+    difference = float(np.abs(table.reshape(expected.shape) - expected).max())
+    if difference > 1e-4:
+        raise ValueError(
+            f"The {source}'s pos_embed differs from the fixed 2-D sin-cos table by up to {difference:.3g}: it was "
+            "learned or changed, and DiT uses the fixed table, so the converted model would compute something "
+            "else. Only checkpoints with the reference's fixed (requires_grad=False) pos_embed convert."
+        )
 
 
 def _patch_kernel(w):
@@ -78,7 +99,8 @@ def from_dit_checkpoint(state_dict_or_path, preset="DiT-XL/2", **overrides):
     }
     for block, prefix in _plan_common(loader, model, names):
         dense(loader, block.attn.qkv, prefix["qkv"])
-    loader.apply(ignore=("pos_embed",))  # the fixed sin-cos table is rebuilt, not loaded
+    loader.apply(ignore=("pos_embed",))  # the fixed sin-cos table is rebuilt, not loaded ...
+    _check_fixed_positions(state.get("pos_embed"), model, "reference DiT checkpoint")  # ... if it is that table
     return model
 
 

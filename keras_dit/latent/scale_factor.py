@@ -1,8 +1,22 @@
 """``compute_scale_factor``: the latent normalisation of latent diffusion, 1 / std of the VAE's latents."""
 
+import keras
 import numpy as np
 
+from keras_dit.data.images import check_image_range
 from keras_dit.latent.latent_cache import encode_dataset
+
+
+def _first_images(dataset):
+    """The images of an array / tuple / dict data set, or of a ``PyDataset``'s first batch; ``None`` for other
+    iterables (reading them would consume a batch)."""
+    if isinstance(dataset, keras.utils.PyDataset):
+        dataset = dataset[0] if len(dataset) else None
+    if isinstance(dataset, dict):
+        dataset = dataset.get("images")
+    elif isinstance(dataset, tuple):
+        dataset = dataset[0]
+    return dataset if isinstance(dataset, np.ndarray) else None
 
 
 def compute_scale_factor(vae, dataset, per_channel=False, shift=False, sample=False, batch_size=32,
@@ -24,6 +38,9 @@ def compute_scale_factor(vae, dataset, per_channel=False, shift=False, sample=Fa
     Returns:
         The scale factor: a float, or a list of floats (one per channel) with ``per_channel``.
     """
+    images = _first_images(dataset)
+    if images is not None:
+        check_image_range(images, "compute_scale_factor's images")
     channels = vae.latent_channels
     count, total, total_sq = 0, np.zeros(channels), np.zeros(channels)
     for latents, _, _ in encode_dataset(vae, dataset, batch_size, sample, seed, max_batches, verbose):

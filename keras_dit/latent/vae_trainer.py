@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_dit.losses.kl import gaussian_kl
 from keras_dit.latent.kl_vae import KLVAE
+from keras_dit.ema import ema_weights, training_weights_kept
 
 
 def psnr(images, reconstructions):
@@ -99,6 +100,22 @@ class VAETrainer(keras.Model):
                             ("psnr", ops.mean(psnr(images, reconstruction)))):
             self.trackers[name].update_state(value)
         return total
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit`` that keeps the VAE's raw training weights at its end (Keras would copy the EMA over
+        them, see ``kd.tasks.ema``), so ``fit`` again and resume continue the run exactly."""
+        with training_weights_kept(self):
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate`` with the EMA weights, if the optimizer keeps them."""
+        with ema_weights(self):
+            return super().evaluate(*args, **kwargs)
+
+    def ema_weights(self):
+        """Context manager: the EMA weights swapped into the VAE (a no-op without EMA), e.g. to export them:
+        ``with trainer.ema_weights(): trainer.vae.save("vae.keras")``."""
+        return ema_weights(self)
 
     def get_config(self):
         return {

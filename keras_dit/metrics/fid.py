@@ -27,7 +27,8 @@ INCEPTION_SIZE = 299
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
-    """Frechet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2), as pytorch-fid computes it."""
+    """Frechet distance between Gaussians N(mu1, sigma1) and N(mu2, sigma2), as pytorch-fid computes it, clamped
+    at 0 (a distance; round-off in ``sqrtm`` makes identical sets come out slightly negative)."""
     from scipy import linalg
 
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
@@ -50,7 +51,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6):
                 "are badly conditioned; use more images than feature dimensions."
             )
         covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return max(0.0, float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)))
 
 
 def feature_statistics(features):

@@ -9,7 +9,6 @@ that wrote them, to decode what it generates. Each step draws noise and
 timesteps from a ``SeedGenerator`` the model owns, so ``fit`` is jit-compiled and reproducible on every backend.
 """
 
-import contextlib
 import math
 
 import keras
@@ -17,10 +16,12 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import compiled_function, compiled_inference
+from keras_dit.data.images import check_image_range
 from keras_dit.diffusion.guidance import check_guidance_interval, guided_model_fn
 from keras_dit.diffusion.samplers import default_sampler, get_sampler, step_coefficients
 from keras_dit.diffusion.samplers.base import make_seed_generator
 from keras_dit.distribution import scale_loss_for_replicas
+from keras_dit.ema import ema_weights, training_weights_kept
 
 
 def _unpack(data):
@@ -50,8 +51,39 @@ def _known_dims_differ(shape, expected):
     return len(shape) != len(expected) or any(s is not None and s != e for s, e in zip(shape, expected))
 
 
+def _check_output_channels(backbone, objective):
+    """The backbone must output the channels the objective reads (``objective.prediction_channels``): twice the
+    input's for a learned variance (``learn_sigma``). Checked at construction, before any training."""
+    prediction_channels = getattr(objective, "prediction_channels", None)
+    inputs, output = getattr(backbone, "input", None), getattr(backbone, "output", None)
+    if prediction_channels is None or not isinstance(inputs, dict) or "x" not in inputs or output is None:
+        return
+    in_channels, out_channels = inputs["x"].shape[-1], output.shape[-1]
+    expected = prediction_channels(in_channels)
+    if out_channels != expected:
+        sigma = getattr(objective, "learn_sigma", False)
+        raise ValueError(
+            f"The backbone outputs {out_channels} channels for {in_channels} input channels, but "
+            f"{type(objective).__name__}(learn_sigma={sigma}) reads {expected}. Build both with the same "
+            f"learn_sigma (e.g. DiT(..., learn_sigma={sigma}) or {type(objective).__name__}(learn_sigma="
+            f"{out_channels == 2 * in_channels}))."
+        )
+
+
 class NaNLossGuard(keras.callbacks.Callback):
-    """Stops ``fit`` at the first non-finite loss, before any checkpoint of that epoch is written."""
+    """Stops ``fit`` at the first non-finite loss, before any checkpoint of that epoch is written.
+
+    Args:
+        advice: what the error tells the user to do, in the terms of the interface they train with (the
+            command line passes ``--set`` keys); the default speaks Python.
+    """
+
+    ADVICE = ("Lower the learning rate, add gradient clipping (e.g. AdamW(clipnorm=1.0)), or train in float32 "
+              "instead of a mixed-precision policy.")
+
+    def __init__(self, advice=None):
+        super().__init__()
+        self.advice = advice or self.ADVICE
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -59,8 +91,7 @@ class NaNLossGuard(keras.callbacks.Callback):
             step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
             raise FloatingPointError(
                 f"The loss became {float(loss)} at training step {step} (batch {batch} of this epoch). "
-                "Lower the learning rate, add gradient clipping (e.g. AdamW(clipnorm=1.0)), or train in float32 "
-                "instead of a mixed-precision policy. No checkpoint was written for this epoch."
+                f"{self.advice} No checkpoint was written for this epoch."
             )
 
 
@@ -107,6 +138,7 @@ class DiffusionModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_output_channels(backbone, objective)
         self.backbone = backbone
         self.repa = repa
         if repa is not None:  # a view of the backbone's own layers: kept out of Keras' tracking (no new weights)
@@ -290,11 +322,43 @@ class DiffusionModel(keras.Model):
         return super().test_step(*self._with_batch_as_inputs(args))
 
     def fit(self, *args, callbacks=None, **kwargs):
-        """``keras.Model.fit`` that also stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
+        """``keras.Model.fit`` that keeps the raw training weights at its end (Keras would copy the EMA over
+        them, see ``kd.tasks.ema``), so ``fit`` again, ``save`` and resume continue the run exactly; and that
+        stops with a clear error on a NaN loss (see ``NaNLossGuard``)."""
+        self._check_training_data(*args[:2], y=kwargs.get("y"), x=kwargs.get("x"))
         callbacks = list(callbacks or [])
         if not any(isinstance(c, NaNLossGuard) for c in callbacks):
             callbacks.insert(0, NaNLossGuard())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        with training_weights_kept(self):
+            return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def _check_training_data(self, *args, x=None, y=None):
+        """Check, before any step, what ``fit`` will see first: NumPy data whole, a ``PyDataset``'s first batch
+        (``tf.data`` and generators are left to the step). Images must be in [-1, 1] (for a pixel model or the
+        autoencoder's input) and labels valid for the backbone (integers in [0, num_classes)): inside a
+        compiled step a bad label gives NaN or a backend's gather error instead."""
+        x = args[0] if args else x
+        y = args[1] if len(args) > 1 else y
+        if isinstance(x, keras.utils.PyDataset):
+            batch = x[0] if len(x) else None
+        else:
+            batch = x if y is None else (x, y)
+        if batch is None or not isinstance(batch, (np.ndarray, tuple, list, dict)):
+            return
+        batch = _unpack(batch)
+        images, condition = batch.get("images"), batch.get("condition")
+        is_pixels = self.autoencoder is not None or (self.scale_factor is None and self.shift_factor is None)
+        discrete = getattr(self.objective, "num_states", None) is not None  # categorical states, not [-1, 1]
+        if isinstance(images, np.ndarray) and is_pixels and not discrete:
+            check_image_range(images, "Training images")
+        if isinstance(condition, np.ndarray) and self.is_conditional and hasattr(self.backbone, "check_condition"):
+            self.backbone.check_condition({"condition": condition}, len(condition))
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate`` with the EMA weights, if the optimizer keeps them (also for ``fit``'s
+        validation)."""
+        with self.ema_weights():
+            return super().evaluate(*args, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------
     # Sampling
@@ -456,24 +520,11 @@ class DiffusionModel(keras.Model):
                   "condition": condition}
         return ops.convert_to_tensor(self.backbone.check_inputs(inputs)["condition"])
 
-    @contextlib.contextmanager
     def ema_weights(self):
-        """Temporarily swap in the optimizer's EMA weights (``AdamW(use_ema=True)``), if there are any."""
-        optimizer = getattr(self, "optimizer", None)
-        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-        averages = getattr(optimizer, "_model_variables_moving_average", None)
-        if not (optimizer is not None and optimizer.use_ema and optimizer.built and averages):
-            yield
-            return
-        variables = self.trainable_variables
-        saved = [ops.copy(v.value) for v in variables]
-        for variable in variables:
-            variable.assign(averages[optimizer._get_variable_index(variable)])
-        try:
-            yield
-        finally:
-            for variable, value in zip(variables, saved):
-                variable.assign(value)
+        """Context manager: the optimizer's EMA weights (``AdamW(use_ema=True)``) swapped in, the raw training
+        weights restored on exit (a no-op without EMA). ``generate`` and ``evaluate`` run inside it; so does an
+        explicit export: ``with model.ema_weights(): model.backbone.save("ema_backbone.keras")``."""
+        return ema_weights(self)
 
     # ----------------------------------------------------------------------------------------------------
     # Saving

@@ -79,6 +79,7 @@ def to_reference_layout(peer):
     """Rename a diffusers DiT state dict to the reference repo's keys (the layout of its released .pt files)."""
     sd = {k: v.detach().numpy() for k, v in peer.state_dict().items()}
     emb = "transformer_blocks.0.norm1.emb"
+    grid = peer.config.sample_size // peer.config.patch_size
     ref = {
         "x_embedder.proj.weight": sd["pos_embed.proj.weight"],
         "x_embedder.proj.bias": sd["pos_embed.proj.bias"],
@@ -91,7 +92,8 @@ def to_reference_layout(peer):
         "final_layer.adaLN_modulation.1.bias": sd["proj_out_1.bias"],
         "final_layer.linear.weight": sd["proj_out_2.weight"],
         "final_layer.linear.bias": sd["proj_out_2.bias"],
-        "pos_embed": np.zeros((1, 16, 32), "float32"),
+        "pos_embed": kd.layers.sincos_2d(peer.config.num_attention_heads * peer.config.attention_head_dim,
+                                         grid, grid)[None],  # the reference's fixed table
     }
     for i in range(peer.config.num_layers):
         src, dst = f"transformer_blocks.{i}", f"blocks.{i}"
@@ -128,6 +130,15 @@ def test_from_dit_checkpoint_reference_layout(tmp_path):
                path)
     loaded = kd.convert.from_dit_checkpoint(path, "DiT-S/2", **overrides)
     assert_close(loaded({"x": x, "t": t, "condition": labels}), expected, atol=1e-4)
+
+
+def test_a_learned_pos_embed_is_refused():
+    """Before: a checkpoint whose pos_embed was not the fixed table converted silently to another network."""
+    config = CONFIGS["patch2-sigma"]
+    ref = to_reference_layout(random_diffusers_dit(config))
+    ref["pos_embed"] = ref["pos_embed"] + np.random.default_rng(0).normal(0, 0.5, ref["pos_embed"].shape)
+    with pytest.raises(ValueError, match="pos_embed differs from the fixed 2-D sin-cos table"):
+        kd.convert.from_dit_checkpoint(ref, "DiT-S/2", **reference_overrides(config))
 
 
 def test_reference_defaults_differ_from_diffusers_as_documented():

@@ -56,3 +56,17 @@ def test_grayscale_and_rgba_become_rgb_or_stay_gray(tmp_path):
     x = load_image(_save(tmp_path, rgba, "rgba.png"), 8)
     np.testing.assert_allclose(x[0, 0], [1, -1, -1])
     np.testing.assert_allclose(x[-1, -1], [1, 1, 1])
+
+
+def test_16_bit_grayscale_is_rescaled_not_clipped(tmp_path):
+    """Before: a 0-65535 gradient became [-1, 1, 1, 1, 1, 1] (clipped at 255)."""
+    gradient = np.repeat(np.linspace(0, 65535, 6).astype(np.uint16)[None], 6, axis=0)
+    path = tmp_path / "deep.png"
+    Image.fromarray(gradient).save(path)
+    assert Image.open(path).mode.startswith("I")
+    expected = np.linspace(-1, 1, 6, dtype=np.float32)
+    np.testing.assert_allclose(load_image(path, 6, channels=1)[0, :, 0], expected, atol=1e-5)
+    rgb = load_image(path, 6, channels=3)
+    assert rgb.shape == (6, 6, 3) and rgb.dtype == np.float32
+    np.testing.assert_allclose(rgb[0, :, 2], expected, atol=1e-5)
+    assert load_image(path, 3, channels=1).shape == (3, 3, 1)  # resized in float

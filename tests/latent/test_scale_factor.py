@@ -53,3 +53,6 @@ def test_empty_and_bad_data(vae):
         compute_scale_factor(vae, [], verbose=0)
     with pytest.raises(ValueError, match="not divisible by the downsampling factor 4"):
         compute_scale_factor(vae, np.zeros((2, 10, 10, 3), "float32"), verbose=0)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype("float32")  # before: accepted
+    with pytest.raises(ValueError, match=r"values in \[0, 255\]; expected images in \[-1, 1\]"):
+        compute_scale_factor(vae, (pixels, np.zeros(2)), verbose=0)

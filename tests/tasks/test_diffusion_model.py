@@ -245,6 +245,35 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     assert not (tmp_path / "ckpt.keras").exists()
 
 
+def test_bad_training_input_is_refused_before_any_step():
+    """Before: a learn_sigma mismatch trained (loss 1.01), [0, 255] images trained with loss 12,667, labels
+    beyond num_classes gave NaN (JAX) or a GatherV2 error (TensorFlow), float labels were truncated."""
+    with pytest.raises(ValueError, match=r"outputs 1 channels .* GaussianDiffusion\(learn_sigma=True\) reads 2"):
+        kd.tasks.DiffusionModel(tiny_backbone(learn_sigma=False), kd.diffusion.GaussianDiffusion(learn_sigma=True))
+    with pytest.raises(ValueError, match="outputs 2 channels"):
+        kd.tasks.DiffusionModel(tiny_backbone(learn_sigma=True), kd.diffusion.RectifiedFlow())
+    images, labels = quadrant_data(32)
+    model = diffusion_model(kd.diffusion.RectifiedFlow())
+    fit = dict(batch_size=32, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"values in \[0, 255\]; expected images in \[-1, 1\]"):
+        model.fit(np.round((images + 1) * 127.5), labels, **fit)
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 4\].*got values in \[1, 7\]"):
+        model.fit(images, np.where(labels == 0, 7, labels), **fit)
+    with pytest.raises(ValueError, match="labels must be integers"):
+        model.fit(images, labels + 0.5, **fit)
+
+    class Pixels(keras.utils.PyDataset):  # a PyDataset's first batch is checked too
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return np.round((images + 1) * 127.5), labels
+
+    with pytest.raises(ValueError, match=r"values in \[0, 255\]"):
+        model.fit(Pixels(), **fit)
+    assert int(to_numpy(model.optimizer.iterations)) == 0
+
+
 def test_bad_generate_arguments():
     model = kd.tasks.DiffusionModel(small_backbone(class_dropout_prob=0.0), kd.diffusion.GaussianDiffusion())
     with pytest.raises(ValueError, match="needs a null condition"):
