@@ -56,7 +56,7 @@ def training_weights_kept(model):
 
     Keras 3.x (checked with 3.15) calls ``model.optimizer.finalize_variable_values`` at the end of every ``fit``
     (``keras/src/backend/*/trainer.py``); there is no public switch, so the optimizer's method is shadowed by a
-    no-op instance attribute for the duration. ``tests/tasks/test_ema.py`` fails if Keras changes this.
+    no-op instance attribute for the duration. ``tests/test_ema.py`` fails if Keras changes this.
     """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or "finalize_variable_values" in vars(optimizer):
