@@ -18,7 +18,7 @@ from tests.cli.test_config import run_error
 TINY = ["--set", "data.limit=64", "--set", "data.image_size=8", "--set", "data.batch_size=32",
         "--set", "model.patch_size=4", "--set", "model.hidden_size=32", "--set", "model.depth=1",
         "--set", "model.num_heads=2", "--set", "train.sample_every=1", "--set", "train.verbose=0",
-        "--set", "sample.per_class=1", "--set", "sample.num_steps=2"]
+        "--set", "sample.per_class=1", "--set", "sample.num_steps=2", "--set", "train.checkpoint_every=1"]
 
 
 def tiny(out, *extra):
