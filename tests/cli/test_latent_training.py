@@ -70,8 +70,8 @@ def test_older_latent_model_without_its_vae(cache_dir, tmp_path):
     with pytest.raises(ValueError, match=r"holds no autoencoder.*attach_autoencoder"):
         old.generate([0, 1], num_steps=2)
     old.attach_autoencoder(keras.saving.load_model(os.path.join(cache_dir, "vae.keras")))
-    np.testing.assert_array_equal(old.generate([0, 1], num_steps=2, seed=0),
-                                  model.generate([0, 1], num_steps=2, seed=0))
+    attached = old.generate([0, 1], num_steps=2, seed=0).astype(int)
+    assert np.abs(attached - model.generate([0, 1], num_steps=2, seed=0)).max() <= 1  # float round-off in uint8
 
 
 def test_vae_without_a_scale_factor_is_refused(cache_dir, tmp_path, capsys):
