@@ -1,24 +1,16 @@
-"""Noise schedules of Gaussian diffusion, as float64 NumPy tables, and the shared name check.
+"""Noise schedules of Gaussian diffusion, as float64 NumPy tables.
 
 Tables are computed once in float64 and cast to float32 only where a tensor needs them, so that
 ``alphas_cumprod`` near ``t = T - 1`` (about 4e-5 for DiT's schedule) keeps its precision.
 """
 
-import difflib
 import math
 
 import numpy as np
 
+from keras_dit.validation import check_choice  # noqa: F401  (re-exported; moves to its users)
+
 SCHEDULES = ("linear", "scaled_linear", "cosine")
-
-
-def check_choice(what, value, valid):
-    """Raise a ValueError naming ``value``, the valid choices and the closest one, unless ``value`` is valid."""
-    if isinstance(value, str) and value in valid:
-        return value
-    close = difflib.get_close_matches(str(value), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"Unknown {what} {value!r}.{hint} Valid values: {', '.join(repr(v) for v in valid)}.")
 
 
 def check_num_train_timesteps(num_train_timesteps):

@@ -11,7 +11,7 @@ import keras_dit as kd
 @pytest.mark.large
 def test_vae_scale_factor_cache_and_latent_dit(tmp_path):
     images, labels = kd.data.digits_arrays(image_size=16, channels=1)
-    images, labels = images[:512], labels[:512].astype("int32")
+    images, labels = kd.data.to_float(images[:512]), labels[:512]
 
     vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1)
     trainer = kd.tasks.VAETrainer(vae, perceptual_weight=0.0, kl_weight=1e-6)
