@@ -265,8 +265,9 @@ describe_history <- function(history) {
 #' @param negative_condition labels (or rows) to steer away from, one per image.
 #' @param num_images images to draw from an unconditional model.
 #' @param num_steps sampler steps.
-#' @param sampler `"ddim"`, `"ddpm"`, `"euler"` or `"heun"`; `NULL` takes DDIM
-#'   for Gaussian diffusion and Euler for rectified flow.
+#' @param sampler `"ddim"`, `"ddpm"`, `"euler"`, `"heun"`, `"dpm_solver"` or
+#'   `"unipc"`; `NULL` takes DDIM for Gaussian diffusion and Euler for rectified
+#'   flow.
 #' @param guidance_scale classifier-free guidance scale (1: no guidance).
 #' @param seed seed: the same seed gives the same images.
 #' @return An integer array (batch, height, width, channels) in 0..255.
@@ -307,4 +308,4 @@ generate_images <- function(model, condition = NULL, negative_condition = NULL, 
   images
 }
 
-SAMPLERS <- c("ddim", "ddpm", "euler", "heun")
+SAMPLERS <- c("ddim", "ddpm", "euler", "heun", "dpm_solver", "unipc")

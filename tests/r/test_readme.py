@@ -110,7 +110,7 @@ def test_readme_r_section_from_a_bare_machine(bare_user):
     samples = np.asarray(Image.open(out / "samples.png"))
     assert samples.shape[:2] == (2 * 16 + 2, 2 * 16 + 2)  # 4 classes in a 2 x 2 grid
     page = (out / "Inference.html").read_text()
-    assert len(re.findall(r'<img src="data:image/png;base64', page)) >= 4  # DDIM, guided, negative, DDPM
+    assert len(re.findall(r'<img src="data:image/png;base64', page)) >= 4  # default and second sampler, CFG, negative
     assert "## Error" not in page and "backend jax" in page
     assert f"scale factor {factor:.4g}" in page  # the VAE and its scale factor came along in dit.keras
 

@@ -56,14 +56,14 @@ def test_scripts_fail_clearly(r_env, script, args, message):
 
 
 def test_offline_perceptual_loss_names_the_script_flags(r_env, tmp_path):
-    """Without network (here: a proxy nobody listens on, and an empty Keras cache) the default perceptual loss cannot
-    get its ImageNet weights; the script says which of its flags train without them."""
+    """Without network (here: a proxy nobody listens on, and an empty Keras cache) the perceptual loss cannot get its
+    ImageNet weights; the script says which of its flags train without them."""
     backend_under_test("jax")
     env = {**r_env, "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": "http://127.0.0.1:9",
            "HTTPS_PROXY": "http://127.0.0.1:9"}
     result = rscript([str(R_PACKAGE / "inst" / "scripts" / "train_vae.R"), "--data", "synthetic", "--image_size", "16",
                       "--channels", "1", "--batch_size", "16", "--preset", "kl-f4-tiny", "--backend", "jax",
-                      "--output", str(tmp_path / "outputs")], env, timeout=300)
+                      "--perceptual_weight", "1", "--output", str(tmp_path / "outputs")], env, timeout=300)
     assert result.returncode == 1
     assert "Error in train_vae(): Could not get the ImageNet VGG19 weights" in result.stderr
     assert "run the script with --perceptual_weight 0, or with --vgg_weights PATH" in result.stderr
