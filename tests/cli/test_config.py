@@ -81,6 +81,6 @@ def test_help_explains_every_key(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for key in SCHEMA:
-        if key.split(".")[0] in ("data", "model", "objective", "train", "sample"):
+        if key.split(".")[0] in ("data", "model", "objective", "discrete", "train", "sample"):
             assert key in out
     assert "--resume" in out and "tensorboard" in out
