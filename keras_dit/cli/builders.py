@@ -9,13 +9,19 @@ import numpy as np
 from keras_dit import data as kd_data
 from keras_dit import distribution as kd_distribution
 from keras_dit.data.builtin import BUILTIN_DATASETS
-from keras_dit.diffusion import GaussianDiffusion, RectifiedFlow
-from keras_dit.models import DiT, KLVAE, UViT
+from keras_dit.diffusion import DiscreteCTMC, GaussianDiffusion, RectifiedFlow
+from keras_dit.diffusion.samplers import default_sampler, get_sampler
+from keras_dit.models import CategoricalBackbone, DiT, KLVAE, UViT
 from keras_dit.tasks import DiffusionModel
 
 # Architecture of a backbone when neither the config nor a preset says otherwise (the digits demo's).
 ARCHITECTURE_DEFAULTS = {"patch_size": 2, "hidden_size": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0}
 CONDITION_FILE = "condition.json"
+# discrete.* keys taken by the CategoricalBackbone, the DiscreteCTMC objective and the discrete samplers
+DISCRETE_HEAD = ("input_encoding", "data_min_max", "parameterization", "fix_logistic")
+DISCRETE_OBJECTIVE = ("rate", "rate_const", "rate_sigma", "Q_sigma", "time_exponential", "time_base", "nll_weight",
+                      "eps_ratio", "min_time")
+DISCRETE_SAMPLER = ("min_t", "num_corrector_steps", "corrector_step_size_multiplier", "corrector_entry_time")
 
 
 def checkpoint_path(config):
@@ -110,7 +116,30 @@ def build_backbone(config, shape, info):
     return cls(**kwargs)
 
 
+def _discrete(config, keys):
+    return {key: config[f"discrete.{key}"] for key in keys}
+
+
+def build_categorical_backbone(config, shape, info):
+    """objective.kind=discrete: a ``CategoricalBackbone`` of ``discrete.*`` around the backbone of ``model.*``,
+    which denoises ``discrete.width`` feature channels."""
+    if config["model.autoencoder"] or config["repa.encoder"]:
+        raise ValueError("objective.kind=discrete models the pixel states themselves: unset model.autoencoder and "
+                         "repa.encoder (--set model.autoencoder=null --set repa.encoder=null)")
+    inner = build_backbone(config, (*shape[:-1], config["discrete.width"]), info)
+    return CategoricalBackbone(inner, config["discrete.num_states"], shape[-1], **_discrete(config, DISCRETE_HEAD))
+
+
+def build_sampler(config, objective):
+    """The sampler of ``sample.sampler`` (default: the objective's usual one) for ``objective``; discrete ones
+    with the ``discrete.*`` sampling options."""
+    sampler = get_sampler(config["sample.sampler"] or default_sampler(objective), objective)  # checks the fit
+    return type(sampler)(**_discrete(config, DISCRETE_SAMPLER)) if isinstance(objective, DiscreteCTMC) else sampler
+
+
 def build_objective(config):
+    if config["objective.kind"] == "discrete":
+        return DiscreteCTMC(config["discrete.num_states"], **_discrete(config, DISCRETE_OBJECTIVE))
     if config["objective.kind"] == "rectified_flow":
         return RectifiedFlow(timestep_sampling=config["objective.timestep_sampling"],
                              direction_weight=config["objective.direction_weight"],
@@ -132,7 +161,8 @@ def build_model(config, dataset, autoencoder=None):
             raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")
         shape = image_shape
     keras.utils.set_random_seed(config["seed"])
-    backbone = build_backbone(config, shape, condition_info(dataset))
+    build = build_categorical_backbone if config["objective.kind"] == "discrete" else build_backbone
+    backbone = build(config, shape, condition_info(dataset))
     model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"],
                            repa=build_repa(config))
     compile_model(model, config)

@@ -209,7 +209,8 @@ def sample_conditions(config, info, dataset=None):
 
 def _generate(model, config, conditions):
     """uint8 samples of ``sample.*``; a latent model decodes them with the VAE it holds."""
-    kwargs = dict(num_steps=config["sample.num_steps"], sampler=config["sample.sampler"], seed=config["sample.seed"])
+    kwargs = dict(num_steps=config["sample.num_steps"], sampler=builders.build_sampler(config, model.objective),
+                  seed=config["sample.seed"])
     if conditions is None:
         kwargs["num_images"] = config["sample.num_images"]
     else:
@@ -226,6 +227,7 @@ def train(config, resume=False):
     info = builders.condition_info(dataset)
     conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
     model = builders.build_model(config, dataset, vae)
+    sampler = builders.build_sampler(config, model.objective)  # a sampler unfit for the objective fails here
     initial_epoch = 0
     if resume:
         model, initial_epoch = _resume(checkpoint, model, config, data)
@@ -236,7 +238,7 @@ def train(config, resume=False):
     if config["train.sample_every"] > 0:
         grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
                           every=config["train.sample_every"], num_images=len(captions),
-                          num_steps=config["sample.num_steps"], sampler=config["sample.sampler"],
+                          num_steps=config["sample.num_steps"], sampler=sampler,
                           **({} if conditions is None else {"guidance_scale": config["sample.guidance_scale"]}))
     if initial_epoch >= config["train.epochs"]:
         _say(f"{checkpoint} has already trained {initial_epoch} of train.epochs={config['train.epochs']} epochs")
@@ -275,40 +277,6 @@ def write_samples(out, images, captions, fields, columns):
     np.savez(path, images=images, **fields)
     _say(f"wrote {len(images)} samples to {out} (grid.png, images/, samples.npz)")
     return path
-
-
-def discrete(command, config):
-    """``train`` or ``sample`` a discrete-state config (``kind: discrete``, see keras_dit.diffusion.discrete.pipeline).
-
-    train writes model.keras, config.yaml and log.csv in ``output_dir``; sample writes grid.png, images/ and
-    samples.npz (uint8 images, labels, class names) in ``output_dir``/samples and reports the digits accuracy.
-    """
-    import yaml
-
-    from keras_dit.data.builtin import DIGIT_NAMES
-    from keras_dit.diffusion.discrete import pipeline
-
-    out = config["output_dir"]
-    if command == "sample":
-        checkpoint = config["sampler"]["checkpoint"] or os.path.join(out, "model.keras")
-        images, labels, report = pipeline.sample(config, builders.load_diffusion_model(checkpoint))
-        names = DIGIT_NAMES if config["data"]["name"] == "digits" else [str(i) for i in range(10)]
-        path = write_samples(os.path.join(out, "samples"), images, [names[i] for i in labels],
-                             {"labels": labels, "class_names": np.array(names)},
-                             columns=config["sampler"]["num_images_per_class"])
-        if report:
-            _say(f"digits: {report['accuracy']:.1%} of samples recognised as their class")
-        return path
-    checkpoint = os.path.join(out, "model.keras")
-    if os.path.exists(checkpoint):
-        raise ValueError(f"{checkpoint!r} already exists; choose another output_dir (--set output_dir=...)")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.yaml"), "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
-    model, _ = pipeline.train(config, callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "log.csv"))])
-    atomic_save(model, checkpoint)
-    _say(f"wrote {checkpoint}, config.yaml and log.csv in {out}")
-    return model
 
 
 def evaluate(config):

@@ -15,8 +15,6 @@ from typing import NamedTuple
 import yaml
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
-DISCRETE_DIR = os.path.join(PRESET_DIR, "discrete")  # discrete-state configs: their own schema (kind: discrete)
-DISCRETE_PREFIX = "discrete-"
 
 
 class Option(NamedTuple):
@@ -87,7 +85,8 @@ SCHEMA = {
     "model.autoencoder": _o(None, "str", "a KL-VAE .keras file (from train-vae): diffusion runs in its latents",
                             nullable=True),
     # Objective
-    "objective.kind": _o("rectified_flow", "str", "training objective", choices=("rectified_flow", "gaussian")),
+    "objective.kind": _o("rectified_flow", "str", "training objective (discrete: categorical pixels, the discrete.* "
+                         "keys)", choices=("rectified_flow", "gaussian", "discrete")),
     "objective.prediction": _o("v", "str", "gaussian: what the model predicts", choices=("eps", "v", "x0")),
     "objective.schedule": _o("linear", "str", "gaussian: beta schedule (linear, cosine, ...)"),
     "objective.min_snr_gamma": _o(None, "float", "gaussian: Min-SNR loss weighting gamma (e.g. 5.0)",
@@ -98,6 +97,37 @@ SCHEMA = {
                                      "(cosine) loss term (0: off)", range=">= 0"),
     "objective.direction_axes": _o("channels", "str", "rectified_flow: the cosine per pixel over channels, or over "
                                    "each whole sample (for 1-4 channel inputs)", choices=("channels", "sample")),
+    # Discrete-state diffusion (objective.kind=discrete): a CategoricalBackbone around model.backbone, DiscreteCTMC
+    "discrete.num_states": _o(4, "int", "states per pixel channel: images are quantised to this many levels",
+                              range=">= 2"),
+    "discrete.width": _o(32, "int", "feature channels between the state embedding, the backbone and the head",
+                         range=">= 1"),
+    "discrete.input_encoding": _o("embedding", "str", "embedding (a learned vector per state) or ordinal (the "
+                                  "centred value)", choices=("embedding", "ordinal")),
+    "discrete.data_min_max": _o(None, "list", "ordinal encoding: [low, high] states mapped to [-1, 1] (default "
+                                "[0, num_states - 1])", nullable=True),
+    "discrete.parameterization": _o("logits", "str", "head: free logits or logistic (ordinal, truncated "
+                                    "discretised logistic)", choices=("logits", "logistic")),
+    "discrete.fix_logistic": _o(False, "bool", "logistic head: the numerically safer of two ways to a bin's mass"),
+    "discrete.rate": _o("gaussian", "str", "forward rate matrix: gaussian (ordinal states) or uniform",
+                        choices=("gaussian", "uniform")),
+    "discrete.rate_const": _o(1.0, "float", "uniform rate: the jump rate", range="> 0"),
+    "discrete.rate_sigma": _o(6.0, "float", "gaussian rate: jump-length scale", range="> 0"),
+    "discrete.Q_sigma": _o(512.0, "float", "gaussian rate: width of the stationary distribution", range="> 0"),
+    "discrete.time_exponential": _o(100.0, "float", "gaussian rate: beta(t) = time_base log(time_exponential) "
+                                    "time_exponential^t", range="> 0"),
+    "discrete.time_base": _o(3.0, "float", "gaussian rate: see time_exponential (3.0 in the reference, S = 256)",
+                             range="> 0"),
+    "discrete.nll_weight": _o(0.001, "float", "weight of the direct cross-entropy to x0 beside the ELBO",
+                              range=">= 0"),
+    "discrete.eps_ratio": _o(1e-9, "float", "added to ratios of transition probabilities", range="> 0"),
+    "discrete.min_time": _o(0.01, "float", "training times uniform in [min_time, 1]", range="[0, 1)"),
+    "discrete.min_t": _o(0.01, "float", "sampling: the last model time; x0 is the argmax there", range="[0, 1)"),
+    "discrete.num_corrector_steps": _o(0, "int", "sampling: corrector jumps per step below corrector_entry_time",
+                                       range=">= 0"),
+    "discrete.corrector_step_size_multiplier": _o(1.5, "float", "sampling: corrector step relative to the "
+                                                  "predictor's", range="> 0"),
+    "discrete.corrector_entry_time": _o(0.1, "float", "sampling: time below which correctors run", range="[0, 1]"),
     # REPA representation alignment (train)
     "repa.encoder": _o(None, "str", "a frozen encoder .keras file, images in [-1, 1] -> (B, N, E) patch features: "
                        "turns REPA on", nullable=True),
@@ -137,9 +167,10 @@ SCHEMA = {
     "sample.per_class": _o(10, "int", "images per label", range=">= 1"),
     "sample.num_images": _o(16, "int", "unconditional models: images to draw", range=">= 1"),
     "sample.num_steps": _o(20, "int", "sampler steps", range=">= 1"),
-    "sample.sampler": _o(None, "str", "ddpm, ddim, euler, heun, dpm_solver (DPM-Solver++ 2M) or unipc (default: ddim "
-                         "for gaussian, euler for flow)", nullable=True,
-                         choices=("ddpm", "ddim", "euler", "heun", "dpm_solver", "unipc")),
+    "sample.sampler": _o(None, "str", "ddpm, ddim, euler, heun, dpm_solver (DPM-Solver++ 2M) or unipc; discrete: "
+                         "tau_leaping or euler (default: ddim for gaussian, euler for flow, tau_leaping for "
+                         "discrete)", nullable=True,
+                         choices=("ddpm", "ddim", "euler", "heun", "dpm_solver", "unipc", "tau_leaping")),
     "sample.guidance_scale": _o(2.0, "float", "classifier-free guidance scale (1: none)", range=">= 0"),
     "sample.seed": _o(0, "int", "seed of the sampling noise", range=">= 0"),
     "sample.output": _o(None, "str", "folder for grid.png, images/ and samples.npz (default <output_dir>/samples)",
@@ -194,16 +225,6 @@ def _check_grokfast(key, value, source):
 def presets():
     """Names of the config presets shipped in ``keras_dit/configs``."""
     return sorted(f[:-5] for f in os.listdir(PRESET_DIR) if f.endswith(".yaml"))
-
-
-def discrete_presets():
-    """Names of the discrete-state presets, ``discrete-<name>`` for ``keras_dit/configs/discrete/<name>.yaml``."""
-    return sorted(DISCRETE_PREFIX + f[:-5] for f in os.listdir(DISCRETE_DIR) if f.endswith(".yaml"))
-
-
-def is_discrete(name):
-    """Whether config ``name`` (a file or preset) is a discrete-state config: it says ``kind: discrete``."""
-    return name is not None and _read_yaml(resolve_config_path(name)).get("kind") == "discrete"
 
 
 def _suggest(key, valid):
@@ -278,13 +299,11 @@ def resolve_config_path(name):
     """A config argument -> a file: an existing path, or a preset name (``digits``, ``discrete-digits``)."""
     if os.path.isfile(name):
         return name
-    discrete = name.startswith(DISCRETE_PREFIX)
-    preset = os.path.join(DISCRETE_DIR, f"{name[len(DISCRETE_PREFIX):]}.yaml") if discrete else os.path.join(
-        PRESET_DIR, f"{name}.yaml")
+    preset = os.path.join(PRESET_DIR, f"{name}.yaml")
     if os.sep not in name and "/" not in name and os.path.isfile(preset):
         return preset
     raise FileNotFoundError(f"config file {name!r} does not exist; pass a YAML file or a preset name "
-                            f"({', '.join(presets() + discrete_presets())})")
+                            f"({', '.join(presets())})")
 
 
 def parse_override(text):

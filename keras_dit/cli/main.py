@@ -5,18 +5,19 @@ import contextlib
 import errno
 import sys
 
-from keras_dit.cli.config import discrete_presets, is_discrete, load_config, presets, schema_help
+from keras_dit.cli.config import load_config, presets, schema_help
 
 # subcommand -> (config sections it reads, default config, summary)
 COMMANDS = {
-    "demo": (("data", "model", "objective", "repa", "train", "sample"), "digits",
+    "demo": (("data", "model", "objective", "discrete", "repa", "train", "sample"), "digits",
              "train a class-conditional DiT on the built-in digits, sample every class, report the accuracy"),
     "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
     "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),
     "cache-latents": (("data", "vae", "train"), None, "encode the data set once with the VAE into a latent cache"),
-    "train": (("data", "model", "objective", "repa", "train", "sample", "distribution"), None,
+    "train": (("data", "model", "objective", "discrete", "repa", "train", "sample", "distribution"), None,
               "train a diffusion model (checkpoints, CSV/TensorBoard logs, sample grids, loss curve)"),
-    "sample": (("sample", "data", "model"), None, "generate images: grid.png, images/*.png and samples.npz"),
+    "sample": (("sample", "data", "model", "discrete"), None,
+               "generate images: grid.png, images/*.png and samples.npz"),
     "evaluate": (("evaluate", "sample", "data"), None,
                  "score samples: digits class accuracy, FID against real images"),
     "convert": (("convert",), None, "convert a diffusers folder or reference DiT checkpoint to .keras"),
@@ -28,9 +29,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-dit",
         description="Diffusion Transformers for Keras 3. Every subcommand reads a YAML config (a file or a shipped "
-                    f"preset: {', '.join(presets() + discrete_presets())}); any key can be overridden with --set "
-                    "key=value. train and sample also take discrete-state configs (kind: discrete, e.g. "
-                    "discrete-digits). The backend is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
+                    f"preset: {', '.join(presets())}); any key can be overridden with --set key=value. The backend "
+                    "is Keras' (set KERAS_BACKEND=jax|tensorflow|torch).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (sections, default, summary) in COMMANDS.items():
@@ -39,7 +39,7 @@ def build_parser():
             epilog="config keys (YAML sections, or --set section.key=value):\n" + schema_help(sections),
         )
         sub.add_argument("--config", "-c", default=default, metavar="FILE_OR_PRESET",
-                         help=f"YAML config file or preset name ({', '.join(presets() + discrete_presets())}); "
+                         help=f"YAML config file or preset name ({', '.join(presets())}); "
                               f"default: {default or 'the built-in defaults listed below'}")
         sub.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                          help="override a config key; the value is parsed as YAML (5, 1e-3, true, null, [1, 2]); "
@@ -62,8 +62,6 @@ def run(argv=None):
     from keras_dit.cli.config import to_yaml
 
     args = build_parser().parse_args(argv)
-    if is_discrete(args.config):
-        return _run_discrete(args)
     config = load_config(args.config, args.overrides)
     if getattr(args, "devices", None) is not None:
         overrides = [*args.overrides, f"distribution.devices={args.devices}"]
@@ -79,29 +77,6 @@ def run(argv=None):
     scope = builders.distribution_scope(config) if args.command == "train" else contextlib.nullcontext()
     with scope:
         return function(config, resume=args.resume) if args.command in RESUMABLE else function(config)
-
-
-def _run_discrete(args):
-    """``train`` / ``sample`` with a discrete-state config (``kind: discrete``), validated by its own schema."""
-    import yaml
-
-    from keras_dit.cli.config import parse_override, resolve_config_path
-
-    if args.command not in ("train", "sample"):
-        raise ValueError(f"{args.config!r} is a discrete-state config (kind: discrete): keras-dit train and sample "
-                         f"take it, {args.command} does not")
-    if getattr(args, "resume", False):
-        raise ValueError("--resume is not available for discrete-state configs; start a new run in another "
-                         "output_dir (--set output_dir=...)")
-    from keras_dit.diffusion.discrete import pipeline
-
-    config = pipeline.load_config(resolve_config_path(args.config), dict(map(parse_override, args.overrides)))
-    if args.print_config:
-        print(yaml.safe_dump(config, sort_keys=False), end="")
-        return None
-    from keras_dit.cli import commands
-
-    return commands.discrete(args.command, config)
 
 
 # OSErrors that are the user's to fix (permissions, a full or read-only disk, a file where a folder should be)

@@ -63,7 +63,7 @@ def test_wrong_type_says_what_was_expected(capsys, tmp_path):
     line = run_error(capsys, ["train", "--set", "train.ema=3"])
     assert "train.ema" in line and "true or false" in line
     line = run_error(capsys, ["train", "--set", "objective.kind=diffusion"])
-    assert "must be one of ['rectified_flow', 'gaussian']" in line
+    assert "must be one of ['rectified_flow', 'gaussian', 'discrete']" in line
 
 
 def test_malformed_yaml_and_set(capsys, tmp_path):
@@ -81,6 +81,6 @@ def test_help_explains_every_key(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for key in SCHEMA:
-        if key.split(".")[0] in ("data", "model", "objective", "train", "sample"):
+        if key.split(".")[0] in ("data", "model", "objective", "discrete", "train", "sample"):
             assert key in out
     assert "--resume" in out and "tensorboard" in out
