@@ -1,6 +1,5 @@
 """Config -> objects: the data set, the backbone and objective, the compiled model, checkpoints."""
 
-import json
 import os
 
 import keras
@@ -16,7 +15,6 @@ from keras_dit.tasks import DiffusionModel
 
 # Architecture of a backbone when neither the config nor a preset says otherwise (the digits demo's).
 ARCHITECTURE_DEFAULTS = {"patch_size": 2, "hidden_size": 128, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0}
-CONDITION_FILE = "condition.json"
 # discrete.* keys taken by the CategoricalBackbone, the DiscreteCTMC objective and the discrete samplers
 DISCRETE_HEAD = ("input_encoding", "data_min_max", "parameterization", "fix_logistic")
 DISCRETE_OBJECTIVE = ("rate", "rate_const", "rate_sigma", "Q_sigma", "time_exponential", "time_base", "nll_weight",
@@ -62,11 +60,21 @@ def build_data(config, shuffle=True, drop_remainder=True):
     )
 
 
-def condition_info(dataset):
-    """``{"kind": ..., "names": [...]}`` of a data set: class names, tag vocabulary or parameter names."""
+def conditioner_config(dataset, dropout_prob):
+    """The ``get_conditioner`` dict of ``dataset``'s conditions, with their vocabulary (class names, tags, parameter
+    names): the model saves it, so ``model.keras`` alone maps names to conditions. ``None`` for no conditions."""
     kind = dataset.condition_kind
-    names = {"labels": dataset.class_names, "tags": dataset.tag_vocabulary, "params": dataset.param_names}.get(kind)
-    return {"kind": kind, "names": None if names is None else list(names)}
+    if kind == "labels":
+        names = dataset.class_names
+        spec = {"kind": "labels", "num_classes": len(names), "label_names": names}
+    elif kind == "tags":
+        spec = {"kind": "tags", "vocabulary": dataset.tag_vocabulary}
+    elif kind == "params":
+        names = dataset.param_names
+        spec = {"kind": "parameters", "num_parameters": len(names), "parameter_names": names}
+    else:
+        return None
+    return {**spec, "dropout_prob": dropout_prob}
 
 
 def load_vae(path, scaled=False):
@@ -89,25 +97,18 @@ def _latent_shape(vae, image_shape):
     return tuple(int(s) for s in latents.shape[1:])
 
 
-def build_backbone(config, shape, info):
-    """The backbone for inputs of ``shape`` (H, W, C) and the data's condition ``info``."""
+def build_backbone(config, shape, conditioner):
+    """The backbone for inputs of ``shape`` (H, W, C) and the data's ``conditioner`` (``conditioner_config``)."""
     if shape[0] != shape[1]:
         raise ValueError(f"Backbones take square inputs; the data are {shape[0]} x {shape[1]}")
-    kind, names = info["kind"], info["names"]
     architecture = {key: config[f"model.{key}"] for key in ARCHITECTURE_DEFAULTS if config[f"model.{key}"] is not None}
     cls = {"dit": DiT, "uvit": UViT}[config["model.backbone"]]
     if config["model.preset"] is None:
         architecture = {**ARCHITECTURE_DEFAULTS, **architecture}
-    kwargs = dict(input_size=shape[0], in_channels=shape[-1], seed=config["seed"], **architecture)
-    dropout = config["model.class_dropout_prob"]
-    if kind == "labels":
-        kwargs.update(num_classes=len(names), class_dropout_prob=dropout)
-    elif kind is not None and cls is DiT:
-        raise ValueError(f"model.backbone=dit is conditioned on class labels only; for {kind} set model.backbone=uvit")
-    elif kind == "tags":
-        kwargs["conditioner"] = {"kind": "tags", "vocabulary": names, "dropout_prob": dropout}
-    elif kind == "params":
-        kwargs["conditioner"] = {"kind": "parameters", "num_parameters": len(names), "dropout_prob": dropout}
+    kwargs = dict(input_size=shape[0], in_channels=shape[-1], seed=config["seed"], conditioner=conditioner,
+                  **architecture)
+    if config["model.preset"] is not None:
+        kwargs["num_classes"] = None  # the data's conditioner replaces a preset's label count
     if cls is DiT:
         kwargs["learn_sigma"] = False
     kwargs.update({key: config[f"model.{key}"] for key in ("norm_type", "mlp_type", "qk_norm", "rope")})
@@ -120,13 +121,13 @@ def _discrete(config, keys):
     return {key: config[f"discrete.{key}"] for key in keys}
 
 
-def build_categorical_backbone(config, shape, info):
+def build_categorical_backbone(config, shape, conditioner):
     """objective.kind=discrete: a ``CategoricalBackbone`` of ``discrete.*`` around the backbone of ``model.*``,
     which denoises ``discrete.width`` feature channels."""
     if config["model.autoencoder"] or config["repa.encoder"]:
         raise ValueError("objective.kind=discrete models the pixel states themselves: unset model.autoencoder and "
                          "repa.encoder (--set model.autoencoder=null --set repa.encoder=null)")
-    inner = build_backbone(config, (*shape[:-1], config["discrete.width"]), info)
+    inner = build_backbone(config, (*shape[:-1], config["discrete.width"]), conditioner)
     return CategoricalBackbone(inner, config["discrete.num_states"], shape[-1], **_discrete(config, DISCRETE_HEAD))
 
 
@@ -162,7 +163,7 @@ def build_model(config, dataset, autoencoder=None):
         shape = image_shape
     keras.utils.set_random_seed(config["seed"])
     build = build_categorical_backbone if config["objective.kind"] == "discrete" else build_backbone
-    backbone = build(config, shape, condition_info(dataset))
+    backbone = build(config, shape, conditioner_config(dataset, config["model.class_dropout_prob"]))
     model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"],
                            repa=build_repa(config))
     compile_model(model, config)
@@ -242,16 +243,3 @@ def check_same_model(loaded, fresh, path):
             f"checkpoint {path!r} is from another model ({'; '.join(diff)}: checkpoint vs config); resume with the "
             "config it was trained with, or choose a new output_dir"
         )
-
-
-def write_condition_info(folder, info):
-    with open(os.path.join(folder, CONDITION_FILE), "w") as f:
-        json.dump(info, f)
-
-
-def read_condition_info(folder):
-    path = os.path.join(folder, CONDITION_FILE)
-    if not os.path.isfile(path):
-        return {"kind": None, "names": None}
-    with open(path) as f:
-        return json.load(f)

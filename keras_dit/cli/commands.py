@@ -172,39 +172,29 @@ def _training_data(config):
     return cache, dataset, vae
 
 
-def sample_conditions(config, info, dataset=None):
-    """What to generate: (conditions or None, captions, npz fields) from ``sample.*`` and the condition info."""
-    kind, names = info["kind"], info["names"]
-    if kind is None:
-        n = config["sample.num_images"]
-        return None, [str(i) for i in range(n)], {}
-    if kind == "labels":
-        wanted = config["sample.labels"]
-        if wanted is None:
-            wanted = list(range(len(names)))
-        labels = []
-        for label in wanted:
-            if isinstance(label, str) and label in names:
-                labels.append(names.index(label))
-            elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(names):
-                labels.append(label)
-            else:
-                raise ValueError(f"sample.labels has {label!r}: expected a class index 0-{len(names) - 1} or a "
-                                 f"class name ({', '.join(names[:10])})")
-        labels = np.repeat(np.asarray(labels, "int32"), config["sample.per_class"])
-        return labels, [names[i] for i in labels], {"labels": labels, "class_names": np.array(names)}
-    # Tags or parameter vectors: those of the first examples of the data set.
-    dataset = dataset or builders.build_data(config, shuffle=False, drop_remainder=False)
-    rows, index = [], 0
-    while sum(len(r) for r in rows) < config["sample.num_images"] and index < len(dataset):
-        rows.append(dataset[index][1])
-        index += 1
-    condition = np.concatenate(rows)[: config["sample.num_images"]]
-    if kind == "tags":
-        captions = [",".join(names[j] for j in np.flatnonzero(row)) for row in condition]
-        return condition, captions, {"tags": condition, "tag_vocabulary": np.array(names)}
-    captions = [f"#{i}" for i in range(len(condition))]
-    return condition, captions, {"params": condition, "param_names": np.array(names)}
+def sample_conditions(config, conditioner, dataset=None):
+    """What to generate: (conditions or None, captions, npz fields, grid columns) from ``sample.*`` and the model's
+    ``conditioner``: ``sample.labels`` (labels or class names), else each class ``sample.per_class`` times, else
+    (tags, parameter vectors) the conditions of the data set's first examples."""
+    if conditioner is None:
+        return None, [str(i) for i in range(config["sample.num_images"])], {}, 10
+    wanted = config["sample.labels"]
+    try:
+        conditions = conditioner.every_condition() if wanted is None else conditioner.encode(wanted)
+    except ValueError as error:
+        raise ValueError(f"sample.labels={wanted}: {error}") from None
+    columns = config["sample.per_class"]
+    if conditions is not None:
+        conditions = np.repeat(conditions, columns, axis=0)
+    else:
+        dataset = dataset or builders.build_data(config, shuffle=False, drop_remainder=False)
+        rows, index, columns = [], 0, 10
+        while sum(len(r) for r in rows) < config["sample.num_images"] and index < len(dataset):
+            rows.append(dataset[index][1])
+            index += 1
+        conditions = np.concatenate(rows)[: config["sample.num_images"]]
+    names = {} if conditioner.names is None else {conditioner.fields[1]: np.array(conditioner.names)}
+    return conditions, conditioner.captions(conditions), {conditioner.fields[0]: conditions, **names}, columns
 
 
 def _generate(model, config, conditions):
@@ -224,16 +214,15 @@ def train(config, resume=False):
     check_writable(config["output_dir"], "output_dir")
     _check_run(resume, checkpoint)
     data, dataset, vae = _training_data(config)
-    info = builders.condition_info(dataset)
-    conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, info, dataset)
     model = builders.build_model(config, dataset, vae)
     sampler = builders.build_sampler(config, model.objective)  # a sampler unfit for the objective fails here
+    conditions, captions, _, _ = sample_conditions({**config, "sample.per_class": 1},
+                                                   model.backbone.condition_embedding, dataset)
     initial_epoch = 0
     if resume:
         model, initial_epoch = _resume(checkpoint, model, config, data)
         _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
     _start_run(config)
-    builders.write_condition_info(config["output_dir"], info)
     grid = None
     if config["train.sample_every"] > 0:
         grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
@@ -253,15 +242,11 @@ def sample(config, model=None):
     """Generate images: grid.png, images/*.png and samples.npz in ``sample.output``; returns the npz path."""
     checkpoint = builders.checkpoint_path(config)
     model = model or builders.load_diffusion_model(checkpoint)
-    info = builders.read_condition_info(os.path.dirname(os.path.abspath(checkpoint)))
-    if model.is_conditional and info["kind"] is None:
-        info = {"kind": "labels", "names": [str(i) for i in range(model.backbone.condition_embedding.num_classes)]}
-    conditions, captions, fields = sample_conditions(config, info)
+    conditions, captions, fields, columns = sample_conditions(config, model.backbone.condition_embedding)
     out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
     check_writable(out, "sample.output")
     images = _generate(model, config, conditions)
-    return write_samples(out, images, captions, fields,
-                         columns=config["sample.per_class"] if info["kind"] == "labels" else 10)
+    return write_samples(out, images, captions, fields, columns=columns)
 
 
 def write_samples(out, images, captions, fields, columns):

@@ -11,7 +11,9 @@ classifier-free guidance is learned by replacing the raw condition with the null
 and negative prompts with ``encode``.
 
 Strings (``"seven"``, ``"blush, smile"``) cannot flow through a compiled graph; ``encode`` turns them into the
-numeric raw condition first, and backbones call it for you (``prepare``) when a call gets Python values.
+numeric raw condition first, and backbones call it for you (``prepare``) when a call gets Python values. The
+vocabulary that strings refer to (class names, tags, parameter names: ``names``) is part of the conditioner's
+config, so it is saved with the model.
 """
 
 import keras
@@ -26,7 +28,8 @@ class Conditioner(keras.layers.Layer):
 
     Subclasses define ``condition_shape``, ``condition_dtype``, ``num_tokens``, ``null_condition``,
     ``encode`` (Python values -> raw numeric condition), ``validate`` (checks concrete numeric values) and
-    ``embed`` (raw condition -> vector, tokens); this class adds the CFG dropout.
+    ``embed`` (raw condition -> vector, tokens); this class adds the CFG dropout. ``names``, ``fields``,
+    ``every_condition`` and ``captions`` describe conditions to people (the command line's grids and files).
 
     Args:
         hidden_size: width D of the vector and tokens (the backbone's width).
@@ -36,6 +39,8 @@ class Conditioner(keras.layers.Layer):
 
     condition_shape = ()
     condition_dtype = "float32"
+    description = "conditional"  # "This DiT is <description>"
+    fields = ("condition", "condition_names")  # samples.npz keys of a batch of raw conditions and of ``names``
 
     def __init__(self, hidden_size, dropout_prob=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -50,9 +55,22 @@ class Conditioner(keras.layers.Layer):
     def num_tokens(self):
         raise NotImplementedError
 
+    @property
+    def names(self):
+        """The vocabulary saved with the conditioner (class names, tags, parameter names), or ``None``."""
+        return None
+
     def null_condition(self, batch_size):
         """(batch_size, *condition_shape) raw conditions meaning "no condition"."""
         raise NotImplementedError
+
+    def every_condition(self):
+        """One raw condition per value where there are few (each class label), else ``None``."""
+        return None
+
+    def captions(self, condition):
+        """A short text per raw condition of a batch (image grid captions, file names)."""
+        return [f"#{i}" for i in range(len(condition))]
 
     def encode(self, condition):
         """Python / NumPy values (strings allowed) -> the NumPy raw condition, validated."""
@@ -81,7 +99,8 @@ class Conditioner(keras.layers.Layer):
         )
 
     def prepare(self, condition, batch_size=None):
-        """A call's raw ``condition`` checked (and encoded, if it holds strings) for a backbone.
+        """A call's raw ``condition`` checked (and encoded, if it holds strings) for a batch of ``batch_size``
+        (``None``: any); a single string prompt is a batch of one.
 
         Checks the shape against ``condition_shape`` and, when values are concrete, their validity.
         """

@@ -22,14 +22,23 @@ class ParameterConditioner(Conditioner):
         hidden_size: width D.
         mlp_ratio: expansion of the two MLPs.
         dropout_prob: CFG condition-dropout rate.
+        parameter_names: optional list of ``num_parameters`` names, in vector order (saved with the model).
         seed: seed of the dropout.
     """
 
-    def __init__(self, num_parameters, hidden_size, mlp_ratio=4.0, dropout_prob=0.1, seed=None, **kwargs):
+    description = "conditioned on parameter vectors"
+    fields = ("params", "param_names")
+
+    def __init__(self, num_parameters, hidden_size, mlp_ratio=4.0, dropout_prob=0.1, parameter_names=None, seed=None,
+                 **kwargs):
         super().__init__(hidden_size, dropout_prob, seed, **kwargs)
         if num_parameters < 1:
             raise ValueError(f"num_parameters must be >= 1, got {num_parameters}.")
+        if parameter_names is not None and len(parameter_names) != num_parameters:
+            raise ValueError(f"parameter_names has {len(parameter_names)} names but num_parameters={num_parameters}; "
+                             "give one per parameter.")
         self.num_parameters = num_parameters
+        self.parameter_names = None if parameter_names is None else [str(name) for name in parameter_names]
         self.mlp_ratio = mlp_ratio
         self.condition_shape = (num_parameters,)
         width = int(hidden_size * mlp_ratio)
@@ -40,6 +49,10 @@ class ParameterConditioner(Conditioner):
     @property
     def num_tokens(self):
         return self.num_parameters
+
+    @property
+    def names(self):
+        return self.parameter_names
 
     def null_condition(self, batch_size):
         return np.full((batch_size, self.num_parameters), np.nan, dtype="float32")
@@ -89,4 +102,5 @@ class ParameterConditioner(Conditioner):
         return pooled + self.pooled_mlp(ops.silu(pooled)), tokens
 
     def get_config(self):
-        return {**super().get_config(), "num_parameters": self.num_parameters, "mlp_ratio": self.mlp_ratio}
+        return {**super().get_config(), "num_parameters": self.num_parameters, "mlp_ratio": self.mlp_ratio,
+                "parameter_names": self.parameter_names}

@@ -35,6 +35,9 @@ class TagConditioner(Conditioner):
         seed: seed of the dropout.
     """
 
+    description = "tag-conditional"
+    fields = ("tags", "tag_vocabulary")
+
     def __init__(
         self, vocabulary, hidden_size, num_layers=2, num_heads=4, mlp_ratio=4.0, max_tags=None, dropout_prob=0.1,
         separator=",", seed=None, **kwargs,
@@ -66,6 +69,13 @@ class TagConditioner(Conditioner):
     @property
     def num_tokens(self):
         return self.max_tags + 1
+
+    @property
+    def names(self):
+        return self.vocabulary
+
+    def captions(self, condition):
+        return [",".join(self.vocabulary[j] for j in np.flatnonzero(row)) for row in np.asarray(condition)]
 
     def null_condition(self, batch_size):
         return np.zeros((batch_size, len(self.vocabulary)), dtype="float32")

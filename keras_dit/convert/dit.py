@@ -49,8 +49,8 @@ def _plan_common(loader, model, names):
     t_emb = model.get_layer("timestep_embedding")
     dense(loader, t_emb.dense_in, names["t_in"])
     dense(loader, t_emb.dense_out, names["t_out"])
-    if model.label_embedding is not None:
-        loader.assign(model.label_embedding.embeddings, names["labels"])
+    if model.conditioner is not None:  # the converters build label-conditional DiTs: a ClassConditioner's table
+        loader.assign(model.conditioner.embedding.embeddings, names["labels"])
     for i in range(model.depth):
         block = model.get_layer(f"block_{i}")
         prefix = names["block"](i)

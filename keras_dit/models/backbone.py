@@ -52,6 +52,22 @@ class Backbone(keras.Model):
             return None
         return conditioner.null_condition(batch_size)
 
+    def prepare_condition(self, condition, batch_size=None):
+        """Raw ``condition`` (labels, class names such as ``"seven"``, tag prompts, multi-hot or parameter vectors)
+        checked and encoded by the conditioner for a batch of ``batch_size`` (``None``: any); ``None`` for an
+        unconditional model, which must get none. Values are checked when concrete (not inside ``jit``)."""
+        conditioner, name = self.condition_embedding, type(self).__name__
+        if conditioner is None:
+            if condition is not None:
+                raise ValueError(f"This {name} is unconditional but got a 'condition'.")
+            return None
+        if condition is None:
+            raise ValueError(
+                f"This {name} is {conditioner.description} ({type(conditioner).__name__}); pass 'condition' "
+                "(the conditioner's null_condition for an unconditional sample)."
+            )
+        return conditioner.prepare(condition, batch_size)
+
     def check_inputs(self, inputs):
         """Validate (and possibly normalise) a call's input dict; subclasses extend this."""
         return inputs

@@ -59,7 +59,7 @@ class ConditionedBackbone(Backbone):
 
     def check_inputs(self, inputs):
         """Validate the keys, ``x`` (B, input_size, input_size, in_channels) and ``t`` (B,) (a scalar is broadcast),
-        then the condition (``check_condition``)."""
+        then the condition (``prepare_condition``)."""
         name = type(self).__name__
         unknown = set(inputs) - {"x", "t", "condition"}
         if unknown:
@@ -87,22 +87,7 @@ class ConditionedBackbone(Backbone):
             inputs["t"] = t = full((x.shape[0] if isinstance(x, np.ndarray) else ops.shape(x)[0],), t, "float32")
         if len(t.shape) != 1 or (batch is not None and t.shape[0] not in (None, batch)):
             raise ValueError(f"{name} input 't' must have shape ({batch},), got {tuple(t.shape)}.")
-        return self.check_condition(inputs, batch)
-
-    def check_condition(self, inputs, batch):
-        """Validate ``inputs["condition"]`` for a batch of ``batch`` (``None`` if unknown) and prepare it with the
-        conditioner; an unconditional model drops the key. Returns ``inputs``."""
-        name = type(self).__name__
-        condition = inputs.get("condition")
-        if self.conditioner is None:
-            if condition is not None:
-                raise ValueError(f"This {name} is unconditional but got a 'condition'.")
-            inputs.pop("condition", None)
-            return inputs
-        if condition is None:
-            raise ValueError(
-                f"This {name} is conditional ({type(self.conditioner).__name__}); pass 'condition' "
-                "(the conditioner's null_condition for an unconditional sample)."
-            )
-        inputs["condition"] = self.conditioner.prepare(condition, batch)
+        inputs["condition"] = self.prepare_condition(inputs.get("condition"), batch)
+        if inputs["condition"] is None:
+            del inputs["condition"]
         return inputs

@@ -6,17 +6,15 @@ adaLN-Zero blocks, a modulated final layer and unpatchify.
 """
 
 import keras
-import numpy as np
 
-from keras_dit.backend import concrete_value
 from keras_dit.conditioning.class_labels import ClassLabelEmbedding
-from keras_dit.conditioning.factory import get_conditioner
 from keras_dit.layers.dit_block import DiTBlock, FinalLayer
 from keras_dit.layers.patch_embedding import PatchEmbedding, unpatchify
 from keras_dit.layers.position_embedding import SinCosPositionEmbedding
 from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
-from keras_dit.models.conditioned_backbone import ConditionedBackbone
+from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
+from keras_dit.validation import check_divisible
 
 # The paper's 12 configurations: (depth, hidden_size, num_heads) per size, times patch sizes 2, 4, 8. Like the
 # reference, presets are ImageNet-256 latent models: 32 x 32 x 4 inputs, 1000 classes, learned sigma.
@@ -45,7 +43,8 @@ class DiT(ConditionedBackbone):
         hidden_size, depth, num_heads, mlp_ratio: transformer width, blocks, heads and MLP expansion.
         learn_sigma: also predict the variance interpolation (output has ``2 * in_channels`` channels:
             the prediction first, then the variance values), as DiT's hybrid loss needs.
-        num_classes: number of class labels; ``None`` builds an unconditional model.
+        num_classes: shorthand for a class-label conditioner (``kd.conditioning.ClassConditioner``); ``None``
+            with no ``conditioner`` builds an unconditional model.
         class_dropout_prob: label dropout for classifier-free guidance; > 0 adds the null class
             (label ``num_classes``).
         timestep_frequency_shift: 0 as the reference DiT, 1 as diffusers' ``DiTTransformer2DModel``.
@@ -54,8 +53,8 @@ class DiT(ConditionedBackbone):
             (diffusers uses 1e-5 there).
         seed: seed of the label dropout.
         conditioner: instead of ``num_classes``, any conditioner (kind name, dict or instance, see
-            ``kd.conditioning.get_conditioner``), e.g. tags or parameter vectors; its vector joins the timestep
-            embedding in adaLN (its tokens are unused). ``None`` keeps DiT's own label table.
+            ``kd.conditioning.get_conditioner``), e.g. labels with ``label_names``, tags or parameter vectors; its
+            vector joins the timestep embedding in adaLN (its tokens are unused).
         remat: gradient checkpointing per block: recompute each block's activations in the backward pass
             (much less training memory for about one more forward pass of compute). Outputs are unchanged.
         norm_type: ``"layer"`` (the paper's LayerNorm) or ``"rms"`` (RMSNorm, in the blocks and the final layer).
@@ -102,37 +101,19 @@ class DiT(ConditionedBackbone):
         rope=False,
         **kwargs,
     ):
-        if conditioner is not None and num_classes is not None:
-            raise ValueError("Pass either num_classes (DiT's label table) or conditioner, not both.")
-        if input_size % patch_size:
-            raise ValueError(
-                f"input_size={input_size} is not divisible by patch_size={patch_size}; "
-                f"use an input size that is a multiple of {patch_size}, or another patch size."
-            )
+        check_divisible("input_size", input_size, "patch_size", patch_size,
+                        hint=f"use an input size that is a multiple of {patch_size}, or another patch size")
         out_channels = 2 * in_channels if learn_sigma else in_channels
         grid = input_size // patch_size
+        cond_layer = make_conditioner(conditioner, hidden_size, num_classes, class_dropout_prob, seed)
+        inputs = image_inputs(input_size, in_channels, cond_layer)
 
-        x_in = keras.Input((input_size, input_size, in_channels), name="x")
-        t_in = keras.Input((), name="t")
-        inputs = {"x": x_in, "t": t_in}
-
-        tokens = PatchEmbedding(patch_size, hidden_size, name="patch_embedding")(x_in)  # (B, T, D)
+        tokens = PatchEmbedding(patch_size, hidden_size, name="patch_embedding")(inputs["x"])  # (B, T, D)
         tokens = SinCosPositionEmbedding((grid, grid), name="position_embedding")(tokens)
         c = TimestepEmbedding(hidden_size, frequency_shift=timestep_frequency_shift, name="timestep_embedding")(
-            t_in
+            inputs["t"]
         )  # (B, D)
-        label_embedding = None
-        if num_classes is not None:
-            inputs["condition"] = keras.Input((), dtype="int32", name="condition")
-            label_embedding = ClassLabelEmbedding(
-                num_classes, hidden_size, class_dropout_prob, seed=seed, name="label_embedding"
-            )
-            c = c + label_embedding(inputs["condition"])
-        cond_layer = None if conditioner is None else get_conditioner(conditioner, hidden_size)
         if cond_layer is not None:
-            inputs["condition"] = keras.Input(
-                tuple(cond_layer.condition_shape), dtype=cond_layer.condition_dtype, name="condition"
-            )
             c = c + cond_layer(inputs["condition"])[0]
         with remat_scope(remat, [f"block_{i}" for i in range(depth)]):
             blocks = [
@@ -147,63 +128,22 @@ class DiT(ConditionedBackbone):
         outputs = unpatchify(tokens, (grid, grid), patch_size, out_channels)  # (B, H, W, out_channels)
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.label_embedding = label_embedding
         self._finish(cond_layer, dict(
             input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, learn_sigma=learn_sigma,
-            num_classes=num_classes, class_dropout_prob=class_dropout_prob,
+            num_classes=num_classes, class_dropout_prob=class_dropout_prob, conditioner=conditioner,
             timestep_frequency_shift=timestep_frequency_shift, norm_eps=norm_eps, mlp_norm_eps=mlp_norm_eps,
             seed=seed, remat=remat, norm_type=norm_type, mlp_type=mlp_type, qk_norm=qk_norm, rope=rope,
-            **({} if cond_layer is None else {"conditioner": cond_layer}),
         ))
         self.out_channels = out_channels
 
-    @property
-    def null_condition(self):
-        """The label meaning "no condition" (for CFG), or ``None`` if the model has none.
-
-        With a ``conditioner``, one sample's raw null condition (e.g. an all-zero multi-hot vector).
-        """
-        if self.label_embedding is None:
-            return super().null_condition
-        return self.label_embedding.null_label
-
-    @property
-    def condition_embedding(self):
-        return self.conditioner if self.conditioner is not None else self.label_embedding
-
-    def null_conditions(self, batch_size):
-        if self.conditioner is not None:
-            return super().null_conditions(batch_size)
-        if self.null_condition is None:
-            return None
-        return np.full((batch_size,), self.null_condition, dtype="int32")
-
-    def check_condition(self, inputs, batch):
-        """DiT's own label table takes (B,) integer labels in [0, num_classes] (num_classes is the null class);
-        a ``conditioner`` checks its conditions itself."""
-        if self.conditioner is not None or self.num_classes is None:
-            return super().check_condition(inputs, batch)
-        condition = inputs.get("condition")
-        if condition is None:
-            raise ValueError(
-                f"This DiT is class-conditional (num_classes={self.num_classes}); pass 'condition' labels "
-                f"(use {self.null_condition} for the null class)."
-            )
-        if len(condition.shape) != 1 or (batch is not None and condition.shape[0] not in (None, batch)):
-            raise ValueError(f"DiT input 'condition' must be (B,) labels, B={batch}; got {tuple(condition.shape)}.")
-        values = concrete_value(condition)
-        if values is not None and values.dtype.kind not in "biuf":
-            raise ValueError(
-                f"DiT labels must be integers, got {values.dtype} values; build the DiT with "
-                "conditioner={'kind': 'labels', 'label_names': [...]} to use class names."
-            )
-        if values is not None and values.size:
-            highest = self.num_classes if self.null_condition is not None else self.num_classes - 1
-            if np.any(values != np.round(values)) or values.min() < 0 or values.max() > highest:
-                raise ValueError(
-                    f"DiT labels must be integers in [0, {highest}] ({self.num_classes} classes"
-                    + (f", {self.null_condition} = null class" if self.null_condition is not None else "")
-                    + f"); got values in [{values.min()}, {values.max()}]."
-                )
-        return inputs
+    @classmethod
+    def from_config(cls, config):
+        """Also builds DiTs saved before DiT used ``make_conditioner`` (``num_classes`` and no ``conditioner`` in
+        the config), with a ``ClassLabelEmbedding``: their label table is where those files keep it."""
+        if config.get("num_classes") is not None and "conditioner" not in config:
+            legacy = ClassLabelEmbedding(config["num_classes"], config["hidden_size"],
+                                         config.get("class_dropout_prob", 0.1), seed=config.get("seed"),
+                                         name="label_conditioner")
+            config = {**config, "num_classes": None, "conditioner": legacy}
+        return cls(**config)

@@ -351,8 +351,8 @@ class DiffusionModel(keras.Model):
         discrete = getattr(self.objective, "num_states", None) is not None  # categorical states, not [-1, 1]
         if isinstance(images, np.ndarray) and is_pixels and not discrete:
             check_image_range(images, "Training images")
-        if isinstance(condition, np.ndarray) and self.is_conditional and hasattr(self.backbone, "check_condition"):
-            self.backbone.check_condition({"condition": condition}, len(condition))
+        if isinstance(condition, np.ndarray) and self.is_conditional:
+            self.backbone.prepare_condition(condition, len(condition))
 
     def evaluate(self, *args, **kwargs):
         """``keras.Model.evaluate`` with the EMA weights, if the optimizer keeps them (also for ``fit``'s
@@ -508,17 +508,9 @@ class DiffusionModel(keras.Model):
         return cond, uncond, batch
 
     def _prepare_condition(self, condition):
-        """Raw conditions (labels, names such as "seven", tag strings, vectors) encoded and checked eagerly:
-        inside the compiled forward their values could not be checked."""
-        if isinstance(condition, str):
-            condition = [condition]
-        if not hasattr(condition, "shape"):
-            condition = np.asarray(condition)
-        batch = int(condition.shape[0])
-        latent_shape = tuple(self.backbone.input["x"].shape[1:])
-        inputs = {"x": np.zeros((batch, *latent_shape), "float32"), "t": np.zeros((batch,), "float32"),
-                  "condition": condition}
-        return ops.convert_to_tensor(self.backbone.check_inputs(inputs)["condition"])
+        """Raw conditions (labels, names such as "seven", tag strings, vectors) encoded and checked eagerly by the
+        backbone's conditioner: inside the compiled forward their values could not be checked."""
+        return ops.convert_to_tensor(self.backbone.prepare_condition(condition))
 
     def ema_weights(self):
         """Context manager: the optimizer's EMA weights (``AdamW(use_ema=True)``) swapped in, the raw training

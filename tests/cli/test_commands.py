@@ -58,8 +58,9 @@ def test_train_interrupt_and_resume(run_dir):
     model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     assert isinstance(model, kd.tasks.DiffusionModel)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 3 * 2  # 64 images / batch 32
-    for name in ("config.yaml", "condition.json", "loss.png", "grids/epoch_001.png", "grids/epoch_003.png"):
+    for name in ("config.yaml", "loss.png", "grids/epoch_001.png", "grids/epoch_003.png"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert not os.path.exists(os.path.join(run_dir, "condition.json"))  # the model carries the class names
     assert Image.open(os.path.join(run_dir, "loss.png")).size == (640, 400)
 
 
@@ -77,6 +78,34 @@ def test_sample_and_evaluate(run_dir, capsys):
     assert "recognised as their class" in capsys.readouterr().out
     report = open(os.path.join(out, "evaluation.json")).read()
     assert '"accuracy"' in report and '"frechet_distance"' in report
+
+
+def test_sample_by_name_from_the_model_file_alone(run_dir, tmp_path, capsys):
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(os.path.join(run_dir, "model.keras"), alone / "model.keras")
+    main(["sample", *tiny(alone, "--set", "sample.labels=[seven, 3]")])
+    with np.load(alone / "samples" / "samples.npz") as npz:
+        assert npz["labels"].tolist() == [7, 3] and npz["class_names"][7] == "seven"
+    assert sorted(os.listdir(alone / "samples" / "images")) == ["00000_seven.png", "00001_three.png"]
+    line = run_error(capsys, ["sample", *tiny(alone, "--set", "sample.labels=[sevn]")])
+    assert "sample.labels=['sevn']: Unknown class label 'sevn'" in line and "seven" in line
+
+
+def test_run_dir_from_before_models_carried_names_samples_by_number(tmp_path, capsys):
+    """A run written before the conditioner held the class names (names in a condition.json beside the model,
+    which nothing reads now): it samples by label number, captioned by number; a name is a clear error."""
+    old = tmp_path / "old"
+    old.mkdir()
+    legacy = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data_files", "dit_labels_6d0f089.keras")
+    shutil.copy(legacy, old / "model.keras")
+    (old / "condition.json").write_text('{"kind": "labels", "names": ["cat", "dog", "owl"]}')
+    main(["sample", "--set", f"output_dir={old}", "--set", "sample.num_steps=2", "--set", "sample.per_class=2"])
+    with np.load(old / "samples" / "samples.npz") as npz:
+        assert npz["images"].shape == (6, 4, 4, 1) and npz["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+        assert npz["class_names"].tolist() == ["0", "1", "2"]
+    line = run_error(capsys, ["sample", "--set", f"output_dir={old}", "--set", "sample.labels=[owl]"])
+    assert "Unknown class label 'owl'" in line and "no label names" in line
 
 
 def test_rerun_and_resume_mistakes(run_dir, capsys):

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 import keras_dit as kd
-from keras_dit.cli.builders import read_condition_info
 from keras_dit.cli.commands import sample_conditions
 from keras_dit.cli.config import load_config
 from keras_dit.cli.main import run
@@ -47,7 +46,7 @@ def test_model_trained_on_the_cache_holds_its_vae_and_makes_images_alone(cache_d
     for mine, theirs in zip(model.autoencoder.weights, vae.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
     config = load_config(os.path.join(out, "config.yaml"))
-    conditions, captions, _ = sample_conditions({**config, "sample.per_class": 1}, read_condition_info(out))
+    conditions, captions, _, _ = sample_conditions({**config, "sample.per_class": 1}, model.backbone.conditioner)
     kwargs = dict(condition=conditions, seed=0, num_steps=config["sample.num_steps"],
                   guidance_scale=config["sample.guidance_scale"])
     images = model.generate(**kwargs)

@@ -1,4 +1,4 @@
-"""ClassConditioner: label names, null class, CFG dropout, shapes, bad labels; ClassLabelEmbedding unchanged."""
+"""ClassConditioner: label names, null class, CFG dropout, shapes, bad labels, the table the converters load."""
 
 import numpy as np
 import pytest
@@ -61,9 +61,12 @@ def test_serialization_round_trip():
     assert clone.encode("nine").tolist() == [9]
 
 
-def test_label_embedding_layout_is_unchanged():
-    """The DiT converters load ClassLabelEmbedding's single (num_classes + 1, D) table."""
-    layer = kd.conditioning.ClassLabelEmbedding(5, 8, 0.1)
-    layer.build((None,))
-    assert [tuple(w.shape) for w in layer.weights] == [(6, 8)]
-    assert set(layer.get_config()) >= {"num_classes", "hidden_size", "dropout_prob", "seed"}
+def test_table_layout_and_vocabulary():
+    """One (num_classes + 1, D) table (what the DiT converters load); the names describe conditions."""
+    conditioner = make()
+    conditioner.build((None,))
+    assert [tuple(w.shape) for w in conditioner.weights] == [(11, 16)]
+    assert conditioner.every_condition().tolist() == list(range(10))
+    assert conditioner.captions(np.array([7, 10])) == ["seven", "<null>"]
+    assert conditioner.fields == ("labels", "class_names") and conditioner.names == NAMES
+    assert kd.conditioning.ClassConditioner(3, 8).names == ["0", "1", "2"]

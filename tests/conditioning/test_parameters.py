@@ -55,3 +55,12 @@ def test_config_round_trip_rebuilds_the_same_function():
     clone(x)
     clone.set_weights(conditioner.get_weights())
     assert_close(clone(x)[1], expected, what="tokens of the rebuilt conditioner")
+
+
+def test_parameter_names_are_kept_in_the_config():
+    conditioner = kd.conditioning.ParameterConditioner(2, 8, parameter_names=["level", "half"])
+    clone = kd.conditioning.ParameterConditioner.from_config(conditioner.get_config())
+    assert clone.names == ["level", "half"] and clone.fields == ("params", "param_names")
+    assert clone.captions(np.zeros((2, 2))) == ["#0", "#1"]
+    with pytest.raises(ValueError, match="parameter_names has 1 names but num_parameters=2"):
+        kd.conditioning.ParameterConditioner(2, 8, parameter_names=["level"])

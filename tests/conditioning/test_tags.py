@@ -81,3 +81,10 @@ def test_config_round_trip_rebuilds_the_same_function():
     clone(x)
     clone.set_weights(conditioner.get_weights())
     assert_close(clone(x)[0], expected, atol=1e-6, what="vector of the rebuilt conditioner")
+
+
+def test_vocabulary_names_and_captions():
+    conditioner = make()
+    rows = conditioner.encode(["hat, blush", "red hair"])
+    assert conditioner.names == VOCAB and conditioner.captions(rows) == ["blush,hat", "red hair"]
+    assert conditioner.every_condition() is None and conditioner.fields == ("tags", "tag_vocabulary")
