@@ -7,15 +7,14 @@ import pytest
 
 import keras_dit as kd
 from keras_dit.ema import ema_optimizer
-from tests.helpers import BACKEND, to_numpy
-from tests.tasks.test_diffusion_model import quadrant_data, tiny_backbone
+from tests.helpers import BACKEND, quadrant_backbone, quadrant_data, to_numpy
 
 FIT = dict(batch_size=32, shuffle=False, verbose=0)
 
 
 def fresh(optimizer=None):
     keras.utils.set_random_seed(5)
-    model = kd.tasks.DiffusionModel(tiny_backbone(depth=1, hidden_size=32), kd.diffusion.RectifiedFlow(), seed=3)
+    model = kd.tasks.DiffusionModel(quadrant_backbone(depth=1, hidden_size=32), kd.diffusion.RectifiedFlow(), seed=3)
     model.compile(optimizer=optimizer or keras.optimizers.AdamW(1e-2, use_ema=True, ema_momentum=0.9))
     return model
 

@@ -94,7 +94,7 @@ class ParameterConditioner(Conditioner):
     def embed(self, params):
         params = ops.cast(params, self.compute_dtype)
         missing = ops.isnan(params)  # (B, P)
-        values = ops.where(missing, 0.0, params)
+        values = ops.where(missing, ops.zeros_like(params), params)  # stays in the compute dtype (0.0 is float32)
         tokens = values[:, :, None] * self.value_directions[None] + self.parameter_embeddings[None]  # (B, P, D)
         tokens = ops.where(missing[:, :, None], self.missing_embeddings[None], tokens)
         tokens = tokens + self.token_mlp(tokens)

@@ -143,7 +143,9 @@ class MMDiTBlock(keras.layers.Layer):
             return self.modulation(c)
         if shared_mods is None:
             raise ValueError(f"MMDiTBlock {self.name!r} uses shared modulation; pass shared_mods.")
-        return [mod + ops.cast(self.modulation_offset[i], mod.dtype) for i, mod in enumerate(shared_mods)]
+        # float32 as a block's own AdaLNModulation (a layer call casts the shared ones to its compute dtype)
+        offsets = ops.cast(self.modulation_offset, "float32")
+        return [ops.cast(mod, "float32") + offsets[i] for i, mod in enumerate(shared_mods)]
 
     def call(self, image, cond=None, c=None, rope_cos=None, rope_sin=None, shared_mods=None):
         mods = self._modulations(c, shared_mods)

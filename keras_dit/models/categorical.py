@@ -55,14 +55,19 @@ class StateEmbedding(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_dit")
 class CategoricalHead(keras.layers.Layer):
-    """(B, H, W, F) features -> (B, H, W, C, S) logits, free or truncated-logistic (``fix_logistic`` as the reference)."""
+    """(B, H, W, F) features -> (B, H, W, C, S) logits, free or truncated-logistic (``fix_logistic`` as the reference).
+
+    It computes in float32 under any policy (pass ``dtype`` to override), as DiT's ``FinalLayer``: the CTMC loss
+    takes float32 log-probabilities under mixed precision.
+    """
 
     def __init__(self, num_states, channels, parameterization="logits", fix_logistic=False, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_states, self.channels = num_states, channels
         self.parameterization, self.fix_logistic = parameterization, fix_logistic
         per_channel = num_states if parameterization == "logits" else 2
-        self.dense = keras.layers.Dense(channels * per_channel, name="dense")
+        self.dense = keras.layers.Dense(channels * per_channel, dtype=self.dtype_policy, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)

@@ -13,17 +13,9 @@ from PIL import Image
 import keras_dit as kd
 from keras_dit.cli import main
 from keras_dit.training_callbacks import SampleGrid
-from tests.cli.test_config import run_error
-
-TINY = ["--set", "data.limit=64", "--set", "data.image_size=8", "--set", "data.batch_size=32",
-        "--set", "model.patch_size=4", "--set", "model.hidden_size=32", "--set", "model.depth=1",
-        "--set", "model.num_heads=2", "--set", "train.sample_every=1", "--set", "train.verbose=0",
-        "--set", "sample.per_class=1", "--set", "sample.num_steps=2", "--set", "train.checkpoint_every=1"]
-
-
-def tiny(out, *extra):
-    return ["-c", "digits", "--set", f"output_dir={out}", *TINY, *extra]
-
+from tests.helpers import TINY_CLI as TINY
+from tests.helpers import run_error
+from tests.helpers import tiny_cli as tiny
 
 def log_epochs(out):
     with open(os.path.join(out, "log.csv"), newline="") as f:

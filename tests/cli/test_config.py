@@ -4,16 +4,7 @@ import pytest
 
 from keras_dit.cli import main
 from keras_dit.cli.config import SCHEMA, load_config, presets
-
-
-def run_error(capsys, argv):
-    """Run the CLI expecting a user error: returns the stderr line after checking exit status 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("keras-dit: error: "), err
-    return err[0]
+from tests.helpers import run_error
 
 
 def test_presets_are_valid_configs():

@@ -8,10 +8,9 @@ import pytest
 
 import keras_dit as kd
 from keras_dit.cli.main import run
-from tests.cli.test_config import run_error
-from tests.convert.test_dit import peer_forward, peer_inputs, random_diffusers_dit, to_reference_layout
-from tests.convert.test_kl_vae import images_for, peer_outputs, random_autoencoder
-from tests.helpers import assert_close, max_abs_diff
+from tests.convert.peers import images_for, peer_forward, peer_inputs, peer_outputs, random_autoencoder
+from tests.convert.peers import random_diffusers_dit, to_reference_layout
+from tests.helpers import assert_close, max_abs_diff, run_error
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")

@@ -9,9 +9,7 @@ import pytest
 
 from keras_dit.cli import main
 from keras_dit.cli.config import load_config
-from tests.cli.test_commands import TINY
-from tests.cli.test_config import run_error
-from tests.helpers import BACKEND
+from tests.helpers import BACKEND, run_error, tiny_cli
 
 
 def test_distribution_section_defaults_and_devices_option(capsys):
@@ -58,7 +56,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.skipif(BACKEND == "torch", reason="multi-device training runs on JAX and TensorFlow")
 def test_train_data_parallel_on_two_simulated_devices(tmp_path):
     out = str(tmp_path / "run")
-    args = ["-c", "digits", "--set", f"output_dir={out}", *TINY, "--set", "train.epochs=1",
+    args = [*tiny_cli(out), "--set", "train.epochs=1",
             "--set", "train.sample_every=0", "--set", "train.tensorboard=false", "--devices", "2"]
     env = dict(os.environ, KERAS_BACKEND=BACKEND, XLA_FLAGS="--xla_force_host_platform_device_count=2",
                PYTHONPATH=os.getcwd())

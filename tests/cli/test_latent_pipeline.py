@@ -14,25 +14,12 @@ from keras_dit.cli import builders
 from keras_dit.cli.main import main, run
 from keras_dit.latent import latent_cache
 from keras_dit.latent.latent_cache import vae_fingerprint
-from tests.cli.test_config import run_error
-from tests.helpers import assert_close, to_numpy
+from tests.helpers import LATENT_SIZE as SIZE
+from tests.helpers import assert_close, latent_argv, run_error, to_numpy
 
 pytestmark = pytest.mark.large  # training a VAE takes ~50 s of CPU on TensorFlow (graph tracing), ~15 s on JAX
 
-NUM_IMAGES, SIZE = 64, 8  # the built-in synthetic set: 4 classes, 8 x 8 grayscale; latents 2 x 2 x 4
-
-
-def latent_argv(out, *extra):
-    """The ``latent`` preset made tiny, every file of the pipeline in ``out``."""
-    sets = {
-        "output_dir": out, "data.source": "synthetic", "data.image_size": SIZE, "data.channels": 1,
-        "data.batch_size": 32, "data.latent_cache": f"{out}/latents.npz", "vae.preset": "kl-f4-tiny",
-        "vae.checkpoint": f"{out}/vae.keras", "vae.cache": f"{out}/latents.npz", "vae.epochs": 1,
-        "vae.learning_rate": 1e-3, "model.autoencoder": f"{out}/vae.keras", "model.patch_size": 1,
-        "model.hidden_size": 32, "model.depth": 1, "model.num_heads": 2, "train.epochs": 1, "train.verbose": 0,
-        "train.tensorboard": False, "sample.per_class": 2, "sample.num_steps": 2,
-    }
-    return ["-c", "latent", *[arg for key, value in sets.items() for arg in ("--set", f"{key}={value}")], *extra]
+NUM_IMAGES = 64  # the built-in synthetic set: 4 classes, 8 x 8 grayscale; latents 2 x 2 x 4
 
 
 def synthetic_images():

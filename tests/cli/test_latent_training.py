@@ -15,8 +15,8 @@ from keras_dit.cli.config import load_config
 from keras_dit.cli.main import run
 from keras_dit.latent.latent_cache import LatentDataset
 from keras_dit.training_callbacks import image_grid
-from tests.cli.test_config import run_error
-from tests.cli.test_latent_pipeline import SIZE, latent_argv
+from tests.helpers import LATENT_SIZE as SIZE
+from tests.helpers import latent_argv, run_error
 
 
 @pytest.fixture(scope="module")

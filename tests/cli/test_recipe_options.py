@@ -9,7 +9,7 @@ import numpy as np
 from keras_dit.cli import builders, commands, main
 from keras_dit.cli.config import load_config
 from keras_dit.losses import REPA
-from tests.cli.test_commands import tiny
+from tests.helpers import tiny_cli as tiny
 
 
 def test_config_keys_build_the_options(tmp_path):

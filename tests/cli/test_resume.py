@@ -16,9 +16,8 @@ import pytest
 from keras_dit.cli import main
 from keras_dit.ema import ema_optimizer
 from keras_dit.training_callbacks import StopOnInterrupt
-from tests.cli.test_commands import tiny
-from tests.cli.test_config import run_error
-from tests.helpers import to_numpy
+from tests.helpers import run_error, to_numpy
+from tests.helpers import tiny_cli as tiny
 
 FAST = ["--set", "train.tensorboard=false", "--set", "train.sample_every=0"]
 

@@ -1,10 +1,10 @@
 """KLVAE parity with diffusers' AutoencoderKL (random weights, two small configs)."""
 
-import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import assert_close, max_abs_diff, nchw_to_nhwc, nhwc_to_nchw, to_torch, torch_no_grad
+from tests.convert.peers import images_for, peer_outputs, random_autoencoder
+from tests.helpers import assert_close, max_abs_diff
 
 torch = pytest.importorskip("torch")
 diffusers = pytest.importorskip("diffusers")
@@ -20,28 +20,6 @@ CONFIGS = {
                      norm_num_groups=8, in_channels=1, out_channels=1, mid_block_add_attention=False,
                      use_quant_conv=False, use_post_quant_conv=False, scaling_factor=0.5, shift_factor=0.1),
 }
-
-
-def random_autoencoder(config):
-    """An AutoencoderKL whose every parameter (norms included) is randomised, so each one is tested."""
-    torch.manual_seed(0)
-    peer = diffusers.AutoencoderKL(**config).eval()
-    with torch.no_grad():
-        for param in peer.parameters():
-            param.add_(0.1 * torch.randn_like(param))
-    return peer
-
-
-def images_for(config, size=16, batch=2):
-    rng = np.random.default_rng(0)
-    return rng.uniform(-1, 1, (batch, size, size, config.get("in_channels", 3))).astype("float32")
-
-
-def peer_outputs(peer, images):
-    with torch_no_grad():
-        dist = peer.encode(to_torch(nhwc_to_nchw(images))).latent_dist
-        decoded = peer.decode(dist.mean).sample
-    return nchw_to_nhwc(dist.mean), nchw_to_nhwc(dist.logvar), nchw_to_nhwc(decoded)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -1,16 +1,22 @@
-"""Expert-choice MoE: exact capacity per expert, the experts are used, gradients reach the router, bad args."""
+"""Expert-choice MoE: the layer contract, exact capacity per expert, the experts are used, gradients reach the
+router, bad args."""
 
 import keras
 import numpy as np
 import pytest
 
 from keras_dit.layers.moe import ExpertChoiceMoE
-from tests.helpers import max_abs_diff, to_numpy
+from tests.helpers import max_abs_diff, run_layer_test, to_numpy
 
 
 def make(**kwargs):
     kwargs = {"num_experts": 4, "capacity_factor": 1.0, "shared_experts": 1, **kwargs}
     return ExpertChoiceMoE(8, 16, name="moe", **kwargs)
+
+
+def test_layer_contract(tmp_path):
+    x = np.random.default_rng(3).standard_normal((2, 6, 8)).astype("float32")
+    run_layer_test(ExpertChoiceMoE, {"hidden_size": 8, "mlp_hidden_size": 16, "num_experts": 2}, x, x.shape, tmp_path)
 
 
 def test_each_expert_takes_exactly_its_capacity_of_distinct_tokens():

@@ -1,13 +1,21 @@
-"""TransformerBlock and SelfAttention's key mask (the tag encoder's padding); SelfAttention's default unchanged."""
+"""TransformerBlock (the layer contract, with and without a long skip) and SelfAttention's key mask (the tag
+encoder's padding); SelfAttention's default unchanged."""
 
 import numpy as np
 import pytest
 
 from keras_dit.layers.attention import SelfAttention
 from keras_dit.layers.transformer_block import TransformerBlock
-from tests.helpers import assert_close, max_abs_diff
+from tests.helpers import assert_close, max_abs_diff, run_layer_test
 
 X = np.random.default_rng(0).standard_normal((2, 5, 8)).astype("float32")
+
+
+@pytest.mark.parametrize("skip, inputs, num_weights", [(False, X, 11), (True, (X, X[:, ::-1]), 13)])
+def test_layer_contract(skip, inputs, num_weights, tmp_path):
+    # 2 affine LayerNorms (4), attention without a q/k/v bias (3), MLP (4); the long skip's projection (2)
+    run_layer_test(TransformerBlock, {"hidden_size": 8, "num_heads": 2, "skip": skip}, inputs, X.shape, tmp_path,
+                   expected_num_trainable_weights=num_weights)
 
 
 def test_self_attention_mask_hides_keys_and_all_true_changes_nothing():

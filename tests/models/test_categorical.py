@@ -1,43 +1,43 @@
-"""CategoricalBackbone: logits shapes for DiT / U-ViT, the logistic head, serialization and bad input."""
+"""CategoricalBackbone: the backbone contract, logits shapes for DiT / U-ViT and the options, the logistic head
+and bad input."""
 
-import keras
 import numpy as np
 import pytest
 from keras import ops
 
 import keras_dit as kd
 from keras_dit.models.categorical import CategoricalHead
-from tests.helpers import assert_close, run_serialization_test
+from tests.helpers import NUM_STATES as S
+from tests.helpers import assert_close, randomise, run_backbone_test, tiny_categorical as make
 
-S = 5
-
-
-def make(kind="DiT", **kwargs):
-    cls = {"DiT": kd.models.DiT, "UViT": kd.models.UViT}[kind]
-    inner = cls(input_size=4, patch_size=2, in_channels=8, hidden_size=16, depth=1, num_heads=2, num_classes=3, seed=0)
-    return kd.models.CategoricalBackbone(inner, S, in_channels=2, **kwargs)
+LOGISTIC = {"parameterization": "logistic", "fix_logistic": True, "input_encoding": "ordinal",
+            "data_min_max": [0, S - 1]}
 
 
 def inputs(batch=2):
     rng = np.random.default_rng(0)
-    return {"x": rng.integers(0, S, (batch, 4, 4, 2)).astype("float32"), "t": np.array([3.0, 700.0][:batch], "float32"),
+    return {"x": rng.integers(0, S, (batch, 8, 8, 2)).astype("float32"), "t": np.array([3.0, 700.0][:batch], "float32"),
             "condition": np.array([0, 3][:batch], "int32")}
 
 
-@pytest.mark.parametrize("kind", ["DiT", "UViT"])
-@pytest.mark.parametrize("options", [{}, {"parameterization": "logistic", "fix_logistic": True,
-                                          "input_encoding": "ordinal", "data_min_max": [0, S - 1]}])
-def test_logits_shape_and_serialization(kind, options, tmp_path):
+def test_backbone_contract(tmp_path):
+    model = make()
+    run_backbone_test(type(model), model.get_config(), inputs(), (2, 8, 8, 2, S), tmp_path)
+
+
+@pytest.mark.parametrize("kind, options", [("UViT", {}), ("DiT", LOGISTIC)])
+def test_logits_shape_and_config(kind, options):
     model = make(kind, **options)
     logits = model(inputs())
-    assert tuple(logits.shape) == (2, 4, 4, 2, S)
+    assert tuple(logits.shape) == (2, 8, 8, 2, S)
     assert np.all(np.isfinite(ops.convert_to_numpy(logits)))
-    run_serialization_test(model, inputs(), tmp_path, atol=1e-5)
+    config = model.get_config()
+    assert type(model).from_config(config).get_config() == config
 
 
 def test_embedding_sees_the_states():
     model = make()
-    model.backbone.set_weights([np.random.default_rng(1).normal(0, 0.1, w.shape) for w in model.backbone.get_weights()])
+    randomise(model.backbone, seed=1)
     a, b = inputs(), inputs()
     b["x"] = (b["x"] + 1) % S
     assert np.abs(ops.convert_to_numpy(model(a)) - ops.convert_to_numpy(model(b))).max() > 1e-3

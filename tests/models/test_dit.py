@@ -1,33 +1,18 @@
-"""DiT backbone: presets, shapes, initialisation, serialization and input checks."""
+"""DiT backbone: the backbone contract, presets, initialisation, labels and input checks."""
 
 import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import run_serialization_test, to_numpy
+from tests.helpers import TINY, randomise, run_backbone_test, tiny_backbone, tiny_inputs, to_numpy
 
 # Parameter counts of the paper (Peebles & Xie 2023, Table 1), in millions.
 PAPER_PARAMS_M = {"S": 33, "B": 130, "L": 458, "XL": 675}
+NULL = TINY["DiT"]["num_classes"]  # the null label
 
 
-def tiny_dit(**overrides):
-    config = dict(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=4, num_classes=10)
-    return kd.models.DiT(**{**config, **overrides})
-
-
-def tiny_inputs(batch=2, size=8, channels=4, labels=(3, 10)):
-    rng = np.random.default_rng(1)
-    return {
-        "x": rng.standard_normal((batch, size, size, channels)).astype("float32"),
-        "t": np.linspace(0, 999, batch).astype("float32"),
-        "condition": np.array(labels[:batch], dtype="int32"),
-    }
-
-
-def test_presets_are_the_papers_twelve():
-    assert sorted(kd.models.DiT.presets) == sorted(
-        f"DiT-{s}/{p}" for s in ("S", "B", "L", "XL") for p in (2, 4, 8)
-    )
+def test_backbone_contract(tmp_path):
+    run_backbone_test(kd.models.DiT, TINY["DiT"], tiny_inputs(), (2, 8, 8, 3), tmp_path)
 
 
 @pytest.mark.parametrize("size", ["S", "B"])
@@ -55,15 +40,13 @@ def test_preset_overrides():
     assert out.shape == (1, 16, 16, 3)
 
 
-@pytest.mark.parametrize("learn_sigma,channels", [(False, 4), (True, 8)])
-def test_output_shape(learn_sigma, channels):
-    model = tiny_dit(learn_sigma=learn_sigma)
-    assert model(tiny_inputs()).shape == (2, 8, 8, channels)
+def test_learn_sigma_doubles_the_output_channels():
+    assert tiny_backbone("DiT", learn_sigma=True)(tiny_inputs()).shape == (2, 8, 8, 6)
 
 
 def test_adaln_zero_initialisation_makes_output_zero():
     """Zero-initialised modulation and final layer: a fresh DiT predicts exactly 0, and the blocks' gates are 0."""
-    model = tiny_dit()
+    model = tiny_backbone("DiT")
     assert np.all(to_numpy(model(tiny_inputs())) == 0.0)
     block = model.get_layer("block_0")
     assert np.all(to_numpy(block.modulation.dense.kernel) == 0.0)
@@ -72,69 +55,54 @@ def test_adaln_zero_initialisation_makes_output_zero():
     assert np.abs(qkv).max() <= limit and np.abs(qkv).max() > 0.5 * limit
 
 
-def randomise(model, seed=0):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
-    return model
-
-
 def test_label_changes_output_and_null_class_is_valid():
-    model = randomise(tiny_dit())
-    inputs = tiny_inputs(labels=(3, 3))
+    model = randomise(tiny_backbone("DiT"))
+    inputs = {**tiny_inputs(), "condition": np.array([3, 3], "int32")}
     a = to_numpy(model(inputs))
-    inputs["condition"] = np.array([3, 10], "int32")
-    b = to_numpy(model(inputs))
+    b = to_numpy(model({**inputs, "condition": np.array([3, NULL], "int32")}))
     np.testing.assert_array_equal(a[0], b[0])
     assert np.abs(a[1] - b[1]).max() > 1e-3
-    assert model.null_condition == 10
+    assert model.null_condition == NULL
 
 
 def test_label_dropout_only_in_training():
-    model = randomise(tiny_dit(class_dropout_prob=0.5, seed=3))
-    inputs = {**tiny_inputs(batch=8, labels=(1,) * 8)}
-    inputs["t"] = np.full(8, 10.0, "float32")
-    inputs["x"] = np.repeat(inputs["x"][:1], 8, axis=0)
+    model = randomise(tiny_backbone("DiT", class_dropout_prob=0.5, seed=3))
+    x = np.repeat(tiny_inputs()["x"][:1], 8, axis=0)
+    inputs = {"x": x, "t": np.full(8, 10.0, "float32"), "condition": np.ones(8, "int32")}
     eval_out = to_numpy(model(inputs, training=False))
     assert np.abs(eval_out - eval_out[:1]).max() < 1e-6
     train_out = to_numpy(model(inputs, training=True))
-    null = to_numpy(model({**inputs, "condition": np.full(8, 10, "int32")}))
+    null = to_numpy(model({**inputs, "condition": np.full(8, NULL, "int32")}))
     dropped = [np.allclose(train_out[i], null[i], atol=1e-5) for i in range(8)]
     assert 0 < sum(dropped) < 8
 
 
 def test_unconditional():
-    model = tiny_dit(num_classes=None)
-    out = model({"x": np.zeros((2, 8, 8, 4), "float32"), "t": np.array([1.0, 2.0], "float32")})
-    assert out.shape == (2, 8, 8, 4) and model.null_condition is None
+    model = tiny_backbone("DiT", num_classes=None)
+    out = model({"x": np.zeros((2, 8, 8, 3), "float32"), "t": np.array([1.0, 2.0], "float32")})
+    assert out.shape == (2, 8, 8, 3) and model.null_condition is None and model.null_conditions(2) is None
     with pytest.raises(ValueError, match="unconditional"):
         model(tiny_inputs())
 
 
 def test_scalar_timestep_broadcasts():
-    model = randomise(tiny_dit())
-    inputs = tiny_inputs(labels=(1, 2))
-    inputs["t"] = np.array([7.0, 7.0], "float32")
+    model = randomise(tiny_backbone("DiT"))
+    inputs = {**tiny_inputs(), "t": np.array([7.0, 7.0], "float32")}
     expected = to_numpy(model(inputs))
-    inputs["t"] = 7.0
-    np.testing.assert_allclose(to_numpy(model(inputs)), expected, atol=1e-6)
-
-
-def test_serialization_round_trip(tmp_path):
-    model = randomise(tiny_dit(learn_sigma=True))
-    run_serialization_test(model, tiny_inputs(), tmp_path)
+    np.testing.assert_allclose(to_numpy(model({**inputs, "t": 7.0})), expected, atol=1e-6)
 
 
 def test_bad_inputs():
-    model = tiny_dit()
+    model = tiny_backbone("DiT")
     good = tiny_inputs()
     with pytest.raises(ValueError, match="rank 4"):
         model({**good, "x": np.zeros((2, 8, 8), "float32")})
     with pytest.raises(ValueError, match="not divisible by patch_size=2"):
-        model({**good, "x": np.zeros((2, 7, 7, 4), "float32")})
-    with pytest.raises(ValueError, match=r"built for \(B, \*\(8, 8, 4\)\)"):
-        model({**good, "x": np.zeros((2, 8, 8, 3), "float32")})
-    with pytest.raises(ValueError, match=r"integers in \[0, 10\].*got values in \[3, 11\]"):
-        model({**good, "condition": np.array([3, 11], "int32")})
+        model({**good, "x": np.zeros((2, 7, 7, 3), "float32")})
+    with pytest.raises(ValueError, match=r"built for \(B, \*\(8, 8, 3\)\)"):
+        model({**good, "x": np.zeros((2, 8, 8, 4), "float32")})
+    with pytest.raises(ValueError, match=r"integers in \[0, 4\].*got values in \[3, 5\]"):
+        model({**good, "condition": np.array([3, 5], "int32")})
     with pytest.raises(ValueError, match="integers"):
         model({**good, "condition": np.array([-1, 2], "int32")})
     with pytest.raises(ValueError, match="class-conditional"):
@@ -147,6 +115,6 @@ def test_bad_inputs():
 
 def test_bad_construction():
     with pytest.raises(ValueError, match="input_size=10 is not divisible by patch_size=4"):
-        tiny_dit(input_size=10, patch_size=4)
+        tiny_backbone("DiT", input_size=10, patch_size=4)
     with pytest.raises(ValueError, match="not divisible by num_heads=5"):
-        tiny_dit(num_heads=5)
+        tiny_backbone("DiT", num_heads=5)

@@ -6,29 +6,22 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import assert_close, gradient, max_abs_diff, run_serialization_test, to_numpy
+from tests.helpers import assert_close, gradient, max_abs_diff, randomise, run_serialization_test, tiny_backbone
+from tests.helpers import to_numpy
 
 OPTIONS = {"norm_type": "rms", "mlp_type": "swiglu", "qk_norm": True, "rope": True}
 OFF = {"norm_type": "layer", "mlp_type": "gelu", "qk_norm": False, "rope": False}
-CLASSES = {"dit": kd.models.DiT, "uvit": kd.models.UViT}
+NAMES = {"dit": "DiT", "uvit": "UViT"}
 
 
 def tiny(kind, **options):
-    config = dict(input_size=8, patch_size=2, in_channels=1, hidden_size=32, depth=3, num_heads=2, num_classes=4)
-    return CLASSES[kind](**config, **options)
+    return tiny_backbone(NAMES[kind], in_channels=1, depth=3, **options)
 
 
 def inputs(batch=2):
     rng = np.random.default_rng(1)
     return {"x": rng.standard_normal((batch, 8, 8, 1)).astype("float32"),
             "t": np.linspace(10, 990, batch).astype("float32"), "condition": np.arange(batch, dtype="int32") % 4}
-
-
-def randomise(model, seed=0):
-    """Random weights everywhere (a fresh DiT predicts exactly 0: adaLN-Zero)."""
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in model.get_weights()])
-    return model
 
 
 def layout(model):
@@ -42,7 +35,7 @@ def test_defaults_are_the_papers_model(kind):
     diffusers' and the reference DiT's)."""
     default, off = tiny(kind), tiny(kind, **OFF)
     assert layout(default) == layout(off)
-    randomise(default)
+    randomise(default, stddev=0.2)
     off.set_weights(default.get_weights())
     assert_close(off(inputs()), default(inputs()), atol=0.0, what="default vs options off")
     assert all(default.get_config()[key] == value for key, value in OFF.items())
@@ -52,13 +45,13 @@ def test_defaults_are_the_papers_model(kind):
 @pytest.mark.parametrize("kind", ["dit", "uvit"])
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 def test_each_option_changes_the_model(kind, option):
-    base = randomise(tiny(kind))
+    base = randomise(tiny(kind), stddev=0.2)
     model = tiny(kind, **{option: OPTIONS[option]})
     assert model(inputs()).shape == (2, 8, 8, 1)
     if layout(model) == layout(base):  # RoPE adds no weights: same weights, other outputs
         model.set_weights(base.get_weights())
     else:
-        randomise(model)
+        randomise(model, stddev=0.2)
     assert max_abs_diff(model(inputs()), base(inputs())) > 1e-3, f"{option} had no effect"
 
 
@@ -86,14 +79,14 @@ def test_rope_rotates_only_the_patch_tokens_of_uvit():
 
 @pytest.mark.parametrize("kind", ["dit", "uvit"])
 def test_round_trip_with_every_option(kind, tmp_path):
-    model = randomise(tiny(kind, **OPTIONS))
+    model = randomise(tiny(kind, **OPTIONS), stddev=0.2)
     loaded = run_serialization_test(model, inputs(), tmp_path, atol=1e-6)
     assert all(loaded.get_config()[key] == value for key, value in OPTIONS.items())
 
 
 @pytest.mark.parametrize("kind", ["dit", "uvit"])
 def test_input_gradient_matches_finite_differences(kind):
-    model = randomise(tiny(kind, **OPTIONS), seed=3)
+    model = randomise(tiny(kind, **OPTIONS), seed=3, stddev=0.2)
     batch = inputs()
     direction = np.random.default_rng(4).standard_normal(batch["x"].shape).astype("float32")
 

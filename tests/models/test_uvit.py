@@ -1,4 +1,4 @@
-"""U-ViT: shapes for the condition kinds, long skips, null condition, serialization, bad input, presets.
+"""U-ViT: the backbone contract (on tags), labels by name, long skips, bad input, training, presets.
 
 Models are built once per module (building is the slow part on JAX's CPU backend).
 """
@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import max_abs_diff, run_serialization_test, to_numpy
+from tests.helpers import TINY, max_abs_diff, run_backbone_test, tiny_backbone, to_numpy
 
-TINY = dict(input_size=8, patch_size=2, in_channels=3, hidden_size=16, depth=3, num_heads=2)
+UNCONDITIONAL = {**TINY["UViT"], "num_classes": None}
+TAGS = {"kind": "tags", "vocabulary": ["a", "b", "c"], "num_heads": 2}
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 X = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")
 T = np.array([3.0, 700.0], "float32")
@@ -19,14 +20,21 @@ T = np.array([3.0, 700.0], "float32")
 @pytest.fixture(scope="module")
 def labels_model():
     keras.utils.set_random_seed(0)
-    return kd.models.UViT(**{**TINY, "depth": 5}, conditioner={"kind": "labels", "num_classes": 10,
-                                                               "label_names": NAMES})
+    return tiny_backbone("UViT", depth=5, num_classes=None,
+                         conditioner={"kind": "labels", "num_classes": 10, "label_names": NAMES})
 
 
 @pytest.fixture(scope="module")
 def tags_model():
     keras.utils.set_random_seed(0)
-    return kd.models.UViT(**TINY, conditioner={"kind": "tags", "vocabulary": ["a", "b", "c"], "num_heads": 2})
+    return kd.models.UViT(**UNCONDITIONAL, conditioner=TAGS)
+
+
+def test_backbone_contract(tmp_path):
+    loaded = run_backbone_test(kd.models.UViT, {**UNCONDITIONAL, "conditioner": TAGS},
+                               {"x": X, "t": T, "condition": np.array([[1, 0, 0], [0, 1, 1]], "float32")},
+                               X.shape, tmp_path)
+    assert isinstance(loaded.conditioner, kd.conditioning.TagConditioner)
 
 
 def test_labels_by_number_or_name_and_null_condition(labels_model):
@@ -44,7 +52,7 @@ def test_tags_and_unconditional(tags_model):
     assert tuple(out.shape) == X.shape and np.isfinite(to_numpy(out)).all()
     null = np.stack([tags_model.null_condition] * 2)
     assert max_abs_diff(tags_model({"x": X, "t": T, "condition": null}), out) > 1e-5
-    plain = kd.models.UViT(**TINY)
+    plain = kd.models.UViT(**UNCONDITIONAL)
     assert plain.null_condition is None and tuple(plain({"x": X, "t": 5.0}).shape) == X.shape
 
 
@@ -56,19 +64,13 @@ def test_long_skips_connect_mirrored_blocks(labels_model):
     assert skip_source.name == "in_block_0", "the deepest block must take the shallowest block's output"
 
 
-def test_serialization_round_trip(tags_model, tmp_path):
-    inputs = {"x": X, "t": T, "condition": tags_model.conditioner.encode(["a", "b, c"])}
-    loaded = run_serialization_test(tags_model, inputs, tmp_path, atol=1e-5)
-    assert isinstance(loaded.conditioner, kd.conditioning.TagConditioner)
-
-
 def test_bad_input(tags_model):
     with pytest.raises(ValueError, match="depth must be odd"):
-        kd.models.UViT(**{**TINY, "depth": 4})
+        tiny_backbone("UViT", depth=4)
     with pytest.raises(ValueError, match="not divisible by num_heads=3"):
-        kd.models.UViT(**{**TINY, "num_heads": 3})
+        tiny_backbone("UViT", num_heads=3)
     with pytest.raises(ValueError, match="either num_classes"):
-        kd.models.UViT(**TINY, num_classes=3, conditioner="labels")
+        tiny_backbone("UViT", conditioner="labels")
     with pytest.raises(ValueError, match="Unknown tag 'z'"):
         tags_model({"x": X, "t": T, "condition": ["a", "z"]})
     with pytest.raises(ValueError, match="Empty tag prompt"):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.tasks.test_diffusion_model import CLASSES, SIZE, predicted_class, quadrant_data
+from tests.helpers import QUADRANT_CLASSES as CLASSES
+from tests.helpers import QUADRANT_SIZE as SIZE
+from tests.helpers import predicted_class, quadrant_data
 
 HALVES = ["top", "bottom", "left", "right"]
 

@@ -5,47 +5,13 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import BACKEND, assert_close, to_numpy
-
-SIZE, CLASSES = 8, 4
-
-
-def quadrant_images(labels, rng):
-    """Class k: the k-th half (top, bottom, left, right) bright, the rest dark, plus noise; in [-1, 1]."""
-    images = np.full((len(labels), SIZE, SIZE, 1), -0.8, "float32")
-    h = SIZE // 2
-    halves = [np.s_[:h, :], np.s_[h:, :], np.s_[:, :h], np.s_[:, h:]]
-    for image, label in zip(images, labels):
-        image[halves[label]] = 0.8
-    return np.clip(images + rng.normal(0, 0.1, images.shape), -1, 1).astype("float32")
-
-
-def predicted_class(images_uint8):
-    """Which half is brightest: the class a sample shows, from its pixels."""
-    x = images_uint8[..., 0].astype("float32")
-    h = SIZE // 2
-    scores = np.stack(
-        [x[:, :h].mean((1, 2)) - x[:, h:].mean((1, 2)), x[:, h:].mean((1, 2)) - x[:, :h].mean((1, 2)),
-         x[:, :, :h].mean((1, 2)) - x[:, :, h:].mean((1, 2)), x[:, :, h:].mean((1, 2)) - x[:, :, :h].mean((1, 2))],
-        axis=1,
-    )
-    return scores.argmax(1)
-
-
-def quadrant_data(n=512, seed=0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLASSES, n).astype("int32")
-    return quadrant_images(labels, rng), labels
-
-
-def tiny_backbone(**overrides):
-    config = dict(input_size=SIZE, patch_size=2, in_channels=1, hidden_size=64, depth=2, num_heads=4,
-                  num_classes=CLASSES, seed=1)
-    return kd.models.DiT(**{**config, **overrides})
-
+from tests.helpers import QUADRANT_CLASSES as CLASSES
+from tests.helpers import QUADRANT_SIZE as SIZE
+from tests.helpers import BACKEND, assert_close, dtype_policy, predicted_class, quadrant_backbone, quadrant_data
+from tests.helpers import tiny_backbone, to_numpy
 
 def diffusion_model(objective, **overrides):
-    model = kd.tasks.DiffusionModel(tiny_backbone(**overrides), objective, seed=2)
+    model = kd.tasks.DiffusionModel(quadrant_backbone(**overrides), objective, seed=2)
     model.compile(optimizer=keras.optimizers.AdamW(2e-3, weight_decay=0.0))
     return model
 
@@ -75,7 +41,7 @@ def test_learns_class_conditional_samples(objective, sampler):
 
 def small_backbone(**overrides):
     """The smallest DiT that exercises every path; for the tests that check plumbing, not learning."""
-    return tiny_backbone(**{"hidden_size": 32, "depth": 1, "num_heads": 2, **overrides})
+    return quadrant_backbone(**{"hidden_size": 32, "depth": 1, "num_heads": 2, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -249,9 +215,9 @@ def test_bad_training_input_is_refused_before_any_step():
     """Before: a learn_sigma mismatch trained (loss 1.01), [0, 255] images trained with loss 12,667, labels
     beyond num_classes gave NaN (JAX) or a GatherV2 error (TensorFlow), float labels were truncated."""
     with pytest.raises(ValueError, match=r"outputs 1 channels .* GaussianDiffusion\(learn_sigma=True\) reads 2"):
-        kd.tasks.DiffusionModel(tiny_backbone(learn_sigma=False), kd.diffusion.GaussianDiffusion(learn_sigma=True))
+        kd.tasks.DiffusionModel(quadrant_backbone(learn_sigma=False), kd.diffusion.GaussianDiffusion(learn_sigma=True))
     with pytest.raises(ValueError, match="outputs 2 channels"):
-        kd.tasks.DiffusionModel(tiny_backbone(learn_sigma=True), kd.diffusion.RectifiedFlow())
+        kd.tasks.DiffusionModel(quadrant_backbone(learn_sigma=True), kd.diffusion.RectifiedFlow())
     images, labels = quadrant_data(32)
     model = diffusion_model(kd.diffusion.RectifiedFlow())
     fit = dict(batch_size=32, epochs=1, verbose=0)
@@ -293,10 +259,20 @@ def test_bad_generate_arguments():
     with pytest.raises(ValueError, match=r"integers in \[0, 3\]"):
         model.generate([0, 4], num_steps=2)
     with pytest.raises(ValueError, match="cfg_dropout=0.1 needs a null condition"):
-        kd.tasks.DiffusionModel(tiny_backbone(class_dropout_prob=0.0), kd.diffusion.GaussianDiffusion(),
+        kd.tasks.DiffusionModel(quadrant_backbone(class_dropout_prob=0.0), kd.diffusion.GaussianDiffusion(),
                                 cfg_dropout=0.1)
 
 
 def test_cfg_dropout_sets_the_backbone_rate():
-    model = kd.tasks.DiffusionModel(tiny_backbone(), kd.diffusion.RectifiedFlow(), cfg_dropout=0.25)
+    model = kd.tasks.DiffusionModel(quadrant_backbone(), kd.diffusion.RectifiedFlow(), cfg_dropout=0.25)
     assert model.backbone.condition_embedding.dropout_prob == 0.25
+
+
+def test_mixed_bfloat16_training_step_is_finite():
+    with dtype_policy("mixed_bfloat16"):
+        model = kd.tasks.DiffusionModel(tiny_backbone("DiT"), kd.diffusion.GaussianDiffusion(), seed=0)
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+        images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3)).astype("float32")
+        history = model.fit(images, np.arange(8) % 4, batch_size=4, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    assert all(w.dtype == "float32" for w in model.backbone.weights)  # variables stay float32

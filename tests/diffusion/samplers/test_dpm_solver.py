@@ -5,8 +5,7 @@ import pytest
 
 import keras_dit as kd
 from keras_dit.diffusion.samplers import flow_times
-from tests.diffusion.samplers.parity import initial_noise, multistep_parity
-from tests.diffusion.samplers.test_heun import ten_step_errors
+from tests.diffusion.samplers.parity import initial_noise, multistep_parity, ten_step_errors
 
 diffusers = pytest.importorskip("diffusers")
 

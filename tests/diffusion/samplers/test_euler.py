@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.diffusion.samplers.parity import assert_parity, diffusers_sample, flow_model, initial_noise
-from tests.diffusion.samplers.test_heun import convergence_ratios
+from tests.diffusion.samplers.parity import (
+    assert_parity, convergence_ratios, diffusers_sample, flow_model, initial_noise,
+)
 
 diffusers = pytest.importorskip("diffusers")
 

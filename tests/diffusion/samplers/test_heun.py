@@ -5,46 +5,12 @@ import pytest
 from keras import ops
 
 import keras_dit as kd
-from tests.diffusion.samplers.parity import assert_parity, diffusers_sample, flow_model, initial_noise
+from tests.diffusion.samplers.parity import (
+    assert_parity, convergence_ratios, diffusers_sample, flow_model, initial_noise,
+)
 from tests.helpers import to_numpy
 
 diffusers = pytest.importorskip("diffusers")
-
-MU, STD = 0.5, 0.6  # the data distribution N(MU, STD^2), elementwise
-
-
-def gaussian_data_velocity(x, t):
-    """The exact rectified-flow velocity E[eps - x0 | x_t = x] for data N(MU, STD^2) and noise N(0, 1).
-
-    x_t = (1 - t) x0 + t eps has variance V = (1 - t)^2 STD^2 + t^2, and the ODE maps x_1 to
-    x_t = (1 - t) MU + sqrt(V) x_1, so x_0 = MU + STD x_1 exactly.
-    """
-    t = t[:, None]
-    variance = (1.0 - t) ** 2 * STD**2 + t**2
-    centred = x - (1.0 - t) * MU
-    return t / variance * centred - MU - (1.0 - t) * STD**2 / variance * centred
-
-
-def solution_errors(sampler, shift, steps):
-    """Max error of ``sampler`` against the exact solution, for each step count in ``steps``."""
-    noise = np.random.default_rng(0).standard_normal((8, 4)).astype("float32")
-    exact = MU + STD * noise.astype(np.float64)
-    objective = kd.diffusion.RectifiedFlow(shift=shift)
-    return np.array([
-        np.max(np.abs(to_numpy(sampler.sample(gaussian_data_velocity, noise, n, objective)) - exact)) for n in steps
-    ])
-
-
-def convergence_ratios(sampler, shift, steps=(8, 16, 32, 64)):
-    """error(n) / error(2 n) of ``sampler`` against the exact solution, for n in ``steps[:-1]``."""
-    errors = solution_errors(sampler, shift, steps)
-    return errors[:-1] / errors[1:]
-
-
-def ten_step_errors(sampler):
-    """(error of ``sampler``, error of Euler) at 10 steps against the exact solution: what few-step solvers gain."""
-    return solution_errors(sampler, 1.0, (10,))[0], solution_errors(kd.samplers.Euler(), 1.0, (10,))[0]
-
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
 def test_second_order(shift):
