@@ -15,7 +15,7 @@ from PIL import Image
 import keras_dit as kd
 from keras_dit.cli import main
 from keras_dit.cli.config import load_config
-from tests.cli.test_config import run_error
+from tests.helpers import run_error
 
 TINY = {"data": {"source": "digits", "image_size": 8, "batch_size": 16, "limit": 32},
         "model": {"patch_size": 4, "hidden_size": 16, "depth": 1, "num_heads": 2},
