@@ -338,8 +338,8 @@ def quadrant_data(n=512, seed=0):
 
 def quadrant_backbone(**overrides):
     """The tiny DiT, on the quadrant images (1 channel, 4 classes), wide enough to learn them."""
-    return tiny_backbone("DiT", input_size=QUADRANT_SIZE, in_channels=1, num_classes=QUADRANT_CLASSES,
-                         **{"hidden_size": 64, "num_heads": 4, "seed": 1, **overrides})
+    return tiny_backbone("DiT", **{"input_size": QUADRANT_SIZE, "in_channels": 1, "num_classes": QUADRANT_CLASSES,
+                                   "hidden_size": 64, "num_heads": 4, "seed": 1, **overrides})
 
 
 # ---------------------------------------------------------------------------------------------------------------
