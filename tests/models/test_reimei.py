@@ -92,7 +92,7 @@ def test_fit_updates_the_routers(labels_model):
 
 
 def test_bad_input(params_model):
-    with pytest.raises(ValueError, match="capacity_factor must be > 0"):
+    with pytest.raises(ValueError, match="capacity_factor must be a positive number"):
         kd.models.ReiMei(**{**TINY, "capacity_factor": 0.0})
     with pytest.raises(ValueError, match="not divisible by num_heads=3"):
         kd.models.ReiMei(**{**TINY, "num_heads": 3})

@@ -15,7 +15,7 @@ import yaml
 
 from keras_dit.diffusion.discrete.objective import DiscreteCTMC
 from keras_dit.diffusion.discrete.samplers import DISCRETE_SAMPLERS
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice
 
 # Kept apart from the `keras-dit` presets (configs/*.yaml): it has the reference's own schema.
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs", "discrete",
