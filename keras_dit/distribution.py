@@ -12,6 +12,7 @@ import re
 import keras
 
 from keras_dit import backend
+from keras_dit.validation import check_choice, check_int
 
 DISTRIBUTIONS = ("data_parallel", "model_parallel")
 SCOPES = ("none",) + DISTRIBUTIONS
@@ -42,8 +43,7 @@ def make_distribution(kind="data_parallel", devices=None, model_parallel_size=2)
 
     Use it around model creation and training: ``keras.distribution.set_distribution(make_distribution())``.
     """
-    if kind not in DISTRIBUTIONS:
-        raise ValueError(f"Unknown distribution {kind!r}; choose one of {', '.join(DISTRIBUTIONS)}.")
+    check_choice("distribution", kind, DISTRIBUTIONS)
     devices = list(devices) if devices is not None else keras.distribution.list_devices()
     if kind == "data_parallel":
         return keras.distribution.DataParallel(devices=devices)
@@ -67,12 +67,8 @@ def _selected(devices, count, what):
     """The first ``count`` of ``devices`` (all of them for ``None``), with an error naming what is available."""
     if count is None:
         return list(devices)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1 or count > len(devices):
-        raise ValueError(
-            f"devices={count!r}: expected an integer from 1 to the {len(devices)} {what} available "
-            f"({', '.join(map(str, devices))}), or null for all of them."
-        )
-    return list(devices)[:count]
+    available = f"the {len(devices)} {what} available: {', '.join(map(str, devices))}; or null for all of them"
+    return list(devices)[:check_int("devices", count, maximum=len(devices), hint=available)]
 
 
 def mirrored_strategy(devices=None):
@@ -93,8 +89,7 @@ def distribution_scope(kind="none", devices=None, model_axis=2, batch_size=None)
     JAX uses ``make_distribution`` (``keras.distribution``); TensorFlow a ``MirroredStrategy`` (data parallel
     only); PyTorch has no multi-device training here and raises ``ValueError``.
     """
-    if kind not in SCOPES:
-        raise ValueError(f"Unknown distribution type {kind!r}; choose one of {', '.join(SCOPES)}.")
+    check_choice("distribution type", kind, SCOPES)
     if kind == "none":
         return contextlib.nullcontext()
     current = backend.name()

@@ -19,8 +19,7 @@ def ema_optimizer(model):
     optimizer = getattr(model, "optimizer", None)
     while getattr(optimizer, "inner_optimizer", None) is not None:
         optimizer = optimizer.inner_optimizer
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
-    if optimizer is None or not getattr(optimizer, "use_ema", False) or not optimizer.built or not averages:
+    if optimizer is None or not getattr(optimizer, "use_ema", False) or not optimizer.built:
         return None
     return optimizer
 
@@ -33,12 +32,12 @@ def ema_weights(model):
     if optimizer is None:
         yield
         return
-    averages = optimizer._model_variables_moving_average
     variables = model.trainable_variables
     saved = [ops.copy(v.value) for v in variables]
-    for variable in variables:
-        # copy: on JAX, assigning the average itself would make the weight and the average one buffer
-        variable.assign(ops.copy(averages[optimizer._get_variable_index(variable)].value))
+    # The class's method: ``training_weights_kept`` shadows the instance's during ``fit``, whose validation runs here.
+    type(optimizer).finalize_variable_values(optimizer, variables)  # assigns each weight its average
+    for variable in variables:  # a copy of it: on JAX the weight and the average would share one buffer
+        variable.assign(ops.copy(variable.value))
     try:
         yield
     finally:

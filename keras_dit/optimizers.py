@@ -7,6 +7,8 @@ each gradient and steps along ``g + lambda * ema`` instead of ``g``, which speed
 import keras
 from keras import ops
 
+from keras_dit.validation import check_nonnegative, check_range
+
 
 def ema_decay(step, momentum):
     """The EMA decay at optimizer step ``step`` (0 first) with warm-up: 0 (a copy) at the first step, then
@@ -72,10 +74,8 @@ class GradientFilterEMA(keras.optimizers.Optimizer):
             raise ValueError(
                 f"GradientFilterEMA wraps a keras.optimizers.Optimizer, got {type(inner_optimizer).__name__}."
             )
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha (the EMA momentum) must be in [0, 1), got {alpha}.")
-        if lamb < 0:
-            raise ValueError(f"lamb (the EMA amplification) must be >= 0, got {lamb}.")
+        check_range("alpha (the EMA momentum)", alpha, 0, 1, "[)")
+        check_nonnegative("lamb (the EMA amplification)", lamb)
         super().__init__(learning_rate=0.0, name=name, **kwargs)
         self.inner_optimizer = inner_optimizer
         self.alpha = alpha

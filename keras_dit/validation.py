@@ -24,10 +24,12 @@ def check_choice(what, value, valid):
     raise ValueError(f"Unknown {what} {value!r}.{hint} Valid values: {', '.join(repr(v) for v in valid)}.")
 
 
-def check_int(name, value, minimum=1, hint=None):
-    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}{_hint(hint)}.")
+def check_int(name, value, minimum=1, maximum=None, hint=None):
+    """``value`` as an ``int`` if it is an integer (not a bool) >= ``minimum`` (and <= ``maximum`` if given)."""
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not integer or value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be an integer >= {minimum}{upper}, got {value!r}{_hint(hint)}.")
     return int(value)
 
 
@@ -41,20 +43,31 @@ def check_positive(name, value, allow_none=False, hint=None):
     return float(value)
 
 
+def check_nonnegative(name, value, hint=None):
+    """``value`` as a ``float`` if it is a finite number >= 0 (a weight or a noise scale that 0 turns off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 <= value < float("inf")):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}{_hint(hint)}.")
+    return float(value)
+
+
 def check_range(name, value, low, high, closed="[]", hint=None):
     """``value`` as a ``float`` if it lies in the interval from ``low`` to ``high``; ``closed`` gives its ends
     as brackets, e.g. ``"[)"`` for ``low <= value < high``."""
-    above = value >= low if closed[0] == "[" else value > low
-    below = value <= high if closed[1] == "]" else value < high
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (above and below):
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    above = number and (value >= low if closed[0] == "[" else value > low)
+    if not (above and (value <= high if closed[1] == "]" else value < high)):
         raise ValueError(f"{name} must be in {closed[0]}{low}, {high}{closed[1]}, got {value!r}{_hint(hint)}.")
     return float(value)
 
 
 def check_divisible(name, value, divisor_name, divisor, hint=None):
-    """``value`` if ``divisor`` divides it: ``"input_size=30 is not divisible by patch_size=4"`` otherwise."""
+    """``value`` if ``divisor`` divides it, else ``"input_size=30 is not divisible by patch_size=4; use a multiple
+    of 4 for input_size, or another patch_size"`` (``divisor_name=None`` for a fixed divisor: "by 4")."""
     if value % divisor:
-        raise ValueError(f"{name}={value} is not divisible by {divisor_name}={divisor}{_hint(hint)}.")
+        by = divisor if divisor_name is None else f"{divisor_name}={divisor}"
+        other = "" if divisor_name is None else f", or another {divisor_name}"
+        hint = hint or f"use a multiple of {divisor} for {name}{other}"
+        raise ValueError(f"{name}={value} is not divisible by {by}; {hint}.")
     return value
 
 

@@ -74,6 +74,9 @@ def test_bad_distribution_arguments():
         kd.distribution.make_distribution("pipeline")
     with pytest.raises(ValueError, match="must divide the number of devices"):
         kd.distribution.make_distribution("model_parallel", devices=["cpu:0"] * 3, model_parallel_size=2)
+    if BACKEND == "jax":
+        with pytest.raises(ValueError, match=r"devices must be an integer >= 1 and <= \d+, got 0; the \d+ JAX"):
+            kd.distribution.distribution_scope("data_parallel", devices=0)
 
 
 # TensorFlow: MirroredStrategy over 2 logical CPU devices. The backbone trained as a plain regression is

@@ -3,7 +3,6 @@
 ``load_dataset`` also opens image folders, for configs.
 """
 
-import difflib
 import inspect
 
 import numpy as np
@@ -12,6 +11,7 @@ from keras_dit.data.alphabet_challenge import alphabet
 from keras_dit.data.dataset import ArrayDataset, BatchedDataset
 from keras_dit.data.image_folder import ImageFolder
 from keras_dit.data.images import to_float, to_uint8
+from keras_dit.validation import check_choice, check_divisible, check_int
 
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SYNTHETIC_CLASSES = ["bright", "dark", "horizontal", "vertical"]
@@ -43,8 +43,7 @@ def digits_arrays(image_size=32, channels=1, subset="all"):
         from sklearn.datasets import load_digits
     except ImportError:
         raise ImportError("The 'digits' data set needs scikit-learn: pip install scikit-learn") from None
-    if not isinstance(image_size, (int, np.integer)) or image_size < 8 or image_size % 8:
-        raise ValueError(f"digits image_size must be a multiple of 8 (e.g. 16 or 32), got {image_size!r}.")
+    check_divisible("digits image_size", check_int("digits image_size", image_size, 8), None, 8)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
     data = load_digits()
@@ -86,8 +85,7 @@ def synthetic(num_images=64, image_size=8, num_classes=4, channels=1, seed=0, **
     """
     if num_classes not in (2, 3, 4):
         raise ValueError(f"num_classes must be 2, 3 or 4, got {num_classes!r}.")
-    if not isinstance(image_size, (int, np.integer)) or image_size < 4 or image_size % 4:
-        raise ValueError(f"synthetic image_size must be a multiple of 4 (e.g. 8 or 16), got {image_size!r}.")
+    check_divisible("synthetic image_size", check_int("synthetic image_size", image_size, 4), None, 4)
     rng = np.random.default_rng(seed)
     labels = np.arange(num_images) % num_classes
     bands = np.where((np.arange(image_size)[None] + rng.integers(0, 4, (num_images, 1))) % 4 < 2, 1.0, -1.0)
@@ -128,17 +126,13 @@ def _check_options(function, options, what):
     valid = [p for p in inspect.signature(function).parameters if p not in ("self", "kwargs")]
     valid += [p for p in _DATASET_OPTIONS + ["flip"] if p not in valid]
     for key in options:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"Unknown option {key!r} for {what}.{hint} Valid: {sorted(valid)}.")
+        check_choice(f"option of {what}:", key, sorted(valid))
 
 
 def load_builtin(name, **kwargs):
     """A built-in data set by name (``"digits"``, ``"alphabet"``, ``"synthetic"``) with its options, e.g.
     ``load_builtin("digits", image_size=16, batch_size=64)``; an ``ArrayDataset`` ready for ``fit``."""
-    if name not in BUILTIN_DATASETS:
-        raise ValueError(f"Unknown built-in data set {name!r}; valid names: {sorted(BUILTIN_DATASETS)}.")
+    check_choice("built-in data set", name, sorted(BUILTIN_DATASETS))
     _check_options(BUILTIN_DATASETS[name], kwargs, f"built-in data set {name!r}")
     return BUILTIN_DATASETS[name](**kwargs)
 

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from keras_dit.data.images import to_float
+from keras_dit.validation import check_int
 
 CONDITION_KINDS = (None, "labels", "tags", "params")
 
@@ -63,8 +64,7 @@ class BatchedDataset(EpochOrder, keras.utils.PyDataset):
     def __init__(self, num_examples, batch_size=32, shuffle=True, seed=0, drop_remainder=True, workers=1,
                  use_multiprocessing=False, max_queue_size=10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        check_int("batch_size", batch_size)
         if drop_remainder and num_examples < batch_size:
             raise ValueError(
                 f"batch_size {batch_size} is larger than the data set ({num_examples} examples), so "

@@ -8,6 +8,7 @@ import numpy as np
 from keras_dit.data import annotations
 from keras_dit.data.dataset import CONDITION_KINDS, BatchedDataset
 from keras_dit.data.images import DECODE_ERRORS, IMAGE_EXTENSIONS, load_image
+from keras_dit.validation import check_choice
 
 
 def list_images(directory):
@@ -90,8 +91,7 @@ class ImageFolder(BatchedDataset):
                  tag_vocabulary=None, min_tag_count=1, channels=3, crop="center", flip=False, workers=4, **kwargs):
         if condition not in CONDITION_KINDS:
             raise ValueError(f"condition must be one of {CONDITION_KINDS}, got {condition!r}.")
-        if crop not in ("center", "random"):
-            raise ValueError(f"crop must be 'center' or 'random', got {crop!r}.")
+        check_choice("crop", crop, ("center", "random"))
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
         size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)

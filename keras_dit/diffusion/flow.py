@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_dit.diffusion.objective import Objective, broadcast_to_rank, cosine_similarity, per_sample_mean
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice, check_nonnegative, check_positive
 
 TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
 DIRECTION_AXES = ("channels", "sample")
@@ -41,16 +41,11 @@ class RectifiedFlow(Objective):
                  direction_axes="channels"):
         check_choice("timestep_sampling", timestep_sampling, TIMESTEP_SAMPLINGS)
         check_choice("direction_axes", direction_axes, DIRECTION_AXES)
-        for name, value in (("logit_std", logit_std), ("shift", shift)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"RectifiedFlow {name} must be a positive number, got {value!r}.")
-        if isinstance(direction_weight, bool) or not isinstance(direction_weight, (int, float)) or direction_weight < 0:
-            raise ValueError(f"RectifiedFlow direction_weight must be a number >= 0, got {direction_weight!r}.")
         self.timestep_sampling = timestep_sampling
         self.logit_mean = float(logit_mean)
-        self.logit_std = float(logit_std)
-        self.shift = float(shift)
-        self.direction_weight = float(direction_weight)
+        self.logit_std = check_positive("RectifiedFlow logit_std", logit_std)
+        self.shift = check_positive("RectifiedFlow shift", shift)
+        self.direction_weight = check_nonnegative("RectifiedFlow direction_weight", direction_weight)
         self.direction_axes = direction_axes
 
     def sample_training_time(self, batch_size, seed_generator):

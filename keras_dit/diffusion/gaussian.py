@@ -8,7 +8,8 @@ from keras import ops
 
 from keras_dit.diffusion.likelihood import discretized_gaussian_log_likelihood, normal_kl
 from keras_dit.diffusion.objective import Objective, broadcast_to_rank, per_sample_mean
-from keras_dit.diffusion.schedules import SCHEDULES, beta_schedule, check_choice
+from keras_dit.diffusion.schedules import SCHEDULES, beta_schedule
+from keras_dit.validation import check_choice, check_positive
 
 PREDICTIONS = ("eps", "v", "x0")
 
@@ -39,13 +40,9 @@ class GaussianDiffusion(Objective):
     ):
         check_choice("beta schedule", schedule, SCHEDULES)
         check_choice("prediction", prediction, PREDICTIONS)
-        if min_snr_gamma is not None and not (
-            isinstance(min_snr_gamma, (int, float)) and not isinstance(min_snr_gamma, bool) and min_snr_gamma > 0
-        ):
-            raise ValueError(f"min_snr_gamma must be a positive number or None, got {min_snr_gamma!r} (try 5.0).")
         self.schedule = schedule
         self.prediction = prediction
-        self.min_snr_gamma = None if min_snr_gamma is None else float(min_snr_gamma)
+        self.min_snr_gamma = check_positive("min_snr_gamma", min_snr_gamma, allow_none=True, hint="try 5.0")
         self.learn_sigma = bool(learn_sigma)
 
         # Float64 tables (T,), indexed by integer timestep.

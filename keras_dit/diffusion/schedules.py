@@ -8,19 +8,9 @@ import math
 
 import numpy as np
 
-from keras_dit.validation import check_choice  # noqa: F401  (re-exported; moves to its users)
+from keras_dit.validation import check_choice, check_int
 
 SCHEDULES = ("linear", "scaled_linear", "cosine")
-
-
-def check_num_train_timesteps(num_train_timesteps):
-    if isinstance(num_train_timesteps, bool) or not isinstance(num_train_timesteps, (int, np.integer)) or (
-        num_train_timesteps < 2
-    ):
-        raise ValueError(
-            f"num_train_timesteps must be an integer >= 2, got {num_train_timesteps!r}; DiT uses 1000."
-        )
-    return int(num_train_timesteps)
 
 
 def beta_schedule(name, num_train_timesteps=1000):
@@ -34,7 +24,7 @@ def beta_schedule(name, num_train_timesteps=1000):
       at 0.999 (diffusers' ``squaredcos_cap_v2``).
     """
     check_choice("beta schedule", name, SCHEDULES)
-    steps = check_num_train_timesteps(num_train_timesteps)
+    steps = check_int("num_train_timesteps", num_train_timesteps, 2, hint="DiT uses 1000")
     if name == "linear":
         scale = 1000.0 / steps
         return np.linspace(scale * 1e-4, scale * 0.02, steps, dtype=np.float64)

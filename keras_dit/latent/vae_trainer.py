@@ -6,6 +6,7 @@ from keras import ops
 from keras_dit.losses.kl import gaussian_kl
 from keras_dit.latent.kl_vae import KLVAE
 from keras_dit.ema import ema_weights, training_weights_kept
+from keras_dit.validation import check_choice
 
 
 def psnr(images, reconstructions):
@@ -58,8 +59,7 @@ class VAETrainer(keras.Model):
         super().__init__(**kwargs)
         if not isinstance(vae, KLVAE):
             raise ValueError(f"VAETrainer trains a kd.models.KLVAE, got {type(vae).__name__}.")
-        if reconstruction not in ("l1", "l2"):
-            raise ValueError(f"reconstruction={reconstruction!r}; expected 'l1' or 'l2'.")
+        check_choice("reconstruction", reconstruction, ("l1", "l2"))
         if perceptual_weight and perceptual is None:
             raise ValueError(
                 f"perceptual_weight={perceptual_weight} needs a perceptual loss: pass "

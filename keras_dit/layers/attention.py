@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_dit.layers.rope import apply_rope_to_tail, grid_positions, rope_tables
+from keras_dit.validation import check_divisible
 
 
 def dot_product_attention(q, k, v, mask=None):
@@ -43,11 +44,7 @@ class SelfAttention(keras.layers.Layer):
     def __init__(self, hidden_size, num_heads, qkv_bias=True, qk_norm=False, rope_grid=None, rope_theta=10000.0,
                  norm_eps=1e-6, **kwargs):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}; "
-                f"choose num_heads among the divisors of {hidden_size}."
-            )
+        check_divisible("hidden_size", hidden_size, "num_heads", num_heads)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.qkv_bias = qkv_bias

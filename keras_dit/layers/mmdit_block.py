@@ -16,6 +16,7 @@ from keras_dit.layers.mlp import Mlp
 from keras_dit.layers.modulation import AdaLNModulation, gated_residual, modulate
 from keras_dit.layers.moe import ExpertChoiceMoE
 from keras_dit.layers.rope import apply_rope_to_tail
+from keras_dit.validation import check_divisible
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -34,11 +35,7 @@ class AttentionProjections(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_heads, norm_eps=1e-6, **kwargs):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}; "
-                f"choose num_heads among the divisors of {hidden_size}."
-            )
+        check_divisible("hidden_size", hidden_size, "num_heads", num_heads)
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.norm_eps = norm_eps

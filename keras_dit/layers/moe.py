@@ -12,6 +12,7 @@ import keras
 from keras import ops
 
 from keras_dit.layers.mlp import Mlp
+from keras_dit.validation import check_int, check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -33,20 +34,12 @@ class ExpertChoiceMoE(keras.layers.Layer):
 
     def __init__(self, hidden_size, mlp_hidden_size, num_experts, capacity_factor=2.0, shared_experts=1, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(num_experts, int) or num_experts < 1:
-            raise ValueError(f"num_experts must be an integer >= 1, got {num_experts!r}.")
-        if not capacity_factor > 0:
-            raise ValueError(
-                f"capacity_factor must be > 0 (tokens per expert = tokens * capacity_factor / num_experts), "
-                f"got {capacity_factor}."
-            )
-        if not isinstance(shared_experts, int) or shared_experts < 0:
-            raise ValueError(f"shared_experts must be an integer >= 0, got {shared_experts!r}.")
+        check_positive("capacity_factor", capacity_factor, hint="tokens per expert = tokens * it / num_experts")
         self.hidden_size = hidden_size
         self.mlp_hidden_size = mlp_hidden_size
-        self.num_experts = num_experts
+        self.num_experts = check_int("num_experts", num_experts)
         self.capacity_factor = capacity_factor
-        self.shared_experts = shared_experts
+        self.shared_experts = check_int("shared_experts", shared_experts, minimum=0)
         self.router = keras.layers.Dense(num_experts, use_bias=False, name="router")
         self.shared = (
             Mlp(hidden_size, shared_experts * mlp_hidden_size, name="shared") if shared_experts else None

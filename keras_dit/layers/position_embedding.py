@@ -4,11 +4,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_dit.validation import check_divisible
+
 
 def sincos_1d(dim, positions):
     """(N,) positions -> (N, dim) as ``[sin(p w), cos(p w)]`` with w = 1 / 10000^(2i / dim), in float64."""
-    if dim % 2:
-        raise ValueError(f"sin-cos embedding width must be even, got {dim}.")
+    check_divisible("sin-cos embedding width", dim, None, 2)
     omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
     angles = np.outer(np.asarray(positions, dtype=np.float64).reshape(-1), omega)
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
@@ -19,8 +20,7 @@ def sincos_2d(dim, grid_h, grid_w):
 
     As in the reference, the first half of the channels encodes the column and the second half the row.
     """
-    if dim % 4:
-        raise ValueError(f"2D sin-cos embedding width must be divisible by 4, got {dim}.")
+    check_divisible("2D sin-cos embedding width", dim, None, 4)
     cols, rows = np.meshgrid(np.arange(grid_w, dtype=np.float32), np.arange(grid_h, dtype=np.float32))
     return np.concatenate([sincos_1d(dim // 2, cols), sincos_1d(dim // 2, rows)], axis=1).astype(np.float32)
 

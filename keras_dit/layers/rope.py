@@ -7,6 +7,8 @@ attention generalise across the image grid without an additive position embeddin
 import numpy as np
 from keras import ops
 
+from keras_dit.validation import check_divisible
+
 
 def grid_positions(grid_h, grid_w):
     """(grid_h * grid_w, 2) integer (row, column) positions of row-major tokens."""
@@ -24,11 +26,8 @@ def rope_tables(positions, head_dim, theta=10000.0):
     if positions.ndim == 1:
         positions = positions[:, None]
     axes = positions.shape[1]
-    if head_dim % (2 * axes):
-        raise ValueError(
-            f"RoPE over {axes} axes needs head_dim divisible by {2 * axes}, got head_dim={head_dim}; "
-            "change hidden_size / num_heads."
-        )
+    check_divisible(f"RoPE over {axes} axes: head_dim", head_dim, None, 2 * axes,
+                    hint=f"make hidden_size / num_heads a multiple of {2 * axes}")
     per_axis = head_dim // axes
     freqs = theta ** (-np.arange(0, per_axis, 2, dtype=np.float64) / per_axis)  # (per_axis / 2,)
     angles = np.concatenate([positions[:, a : a + 1] * freqs[None] for a in range(axes)], axis=1)

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from keras_dit.diffusion.objective import cosine_similarity
+from keras_dit.validation import check_nonnegative
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -44,12 +45,10 @@ class REPA(keras.layers.Layer):
                 "REPA's encoder must be a keras.Model mapping images (B, H, W, C) to patch features (B, N, E); got "
                 f"{type(encoder).__name__} with output {getattr(getattr(encoder, 'output', None), 'shape', None)}."
             )
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"REPA weight must be a number >= 0, got {weight!r}.")
         self.encoder = encoder
         self.encoder.trainable = False
         self.block = block
-        self.weight = float(weight)
+        self.weight = check_nonnegative("REPA weight", weight)
         self.projector_hidden_size = projector_hidden_size
         width = int(encoder.output.shape[-1])
         self.projector = keras.Sequential([

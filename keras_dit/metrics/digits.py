@@ -13,6 +13,7 @@ import numpy as np
 from keras_dit.data.builtin import DIGIT_NAMES, digits_arrays
 from keras_dit.data.images import to_float
 from keras_dit.metrics.fid import feature_statistics, frechet_distance
+from keras_dit.validation import check_labels
 
 
 def _to_native(images):
@@ -78,11 +79,9 @@ def evaluate_digits(images, labels):
     ``classifier_test_accuracy`` (the classifier's own accuracy on held-out real digits).
     """
     images = np.asarray(images)
-    labels = np.asarray(labels).reshape(-1)
+    labels = check_labels(np.reshape(labels, -1), 9, "Digit labels")
     if images.ndim != 4 or len(images) != len(labels):
         raise ValueError(f"Expected images (N, S, S, C) and N labels, got {images.shape} and {labels.shape}.")
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"Digit labels must be 0-9, got values from {labels.min()} to {labels.max()}.")
     classifier = digits_classifier(int(images.shape[1]))
     correct = classifier.predict(images) == labels
     mu, sigma = feature_statistics(classifier.features(images))

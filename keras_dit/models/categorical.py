@@ -13,6 +13,7 @@ from keras import ops
 
 from keras_dit.backend import concrete_value
 from keras_dit.models.backbone import Backbone
+from keras_dit.validation import check_choice, check_int, check_labels
 
 PARAMETERIZATIONS = ("logits", "logistic")
 INPUT_ENCODINGS = ("embedding", "ordinal")
@@ -127,12 +128,9 @@ class CategoricalBackbone(Backbone):
 
     def __init__(self, backbone, num_states, in_channels=1, parameterization="logits", fix_logistic=False,
                  input_encoding="embedding", data_min_max=None, **kwargs):
-        from keras_dit.diffusion.discrete.rates import check_num_states
-        from keras_dit.diffusion.schedules import check_choice
-
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
-        num_states = check_num_states(num_states)
+        num_states = check_int("num_states", num_states, 2)
         check_choice("parameterization", parameterization, PARAMETERIZATIONS)
         check_choice("input_encoding", input_encoding, INPUT_ENCODINGS)
         if getattr(backbone, "learn_sigma", False):
@@ -175,13 +173,9 @@ class CategoricalBackbone(Backbone):
         if len(x.shape) != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"Input 'x' has shape {tuple(x.shape)}; this model takes (B, *{expected}) states.")
         values = concrete_value(x)
-        if values is not None and values.size:
-            if np.any(values != np.round(values)) or values.min() < 0 or values.max() > self.num_states - 1:
-                raise ValueError(
-                    f"Pixel states must be integers in [0, {self.num_states}) (num_states={self.num_states}), got "
-                    f"values in [{values.min()}, {values.max()}]. Quantise [-1, 1] images with "
-                    "DiscreteCTMC.to_states()."
-                )
+        if values is not None:
+            check_labels(values, self.num_states - 1, "Pixel states", hint=f"num_states={self.num_states}: quantise "
+                         "[-1, 1] images with DiscreteCTMC.to_states()")
         inputs = dict(inputs)
         inputs["x"] = ops.cast(x, "float32")
         t = inputs["t"]

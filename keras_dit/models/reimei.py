@@ -20,6 +20,7 @@ from keras_dit.layers.remat import remat_call
 from keras_dit.layers.rope import grid_positions, rope_tables
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
+from keras_dit.validation import check_divisible, check_int
 
 _COMMON = dict(num_mixer_layers=2, mlp_ratio=(2.0, 4.0), capacity_factor=2.0, shared_experts=1)
 REIMEI_PRESETS = {
@@ -66,17 +67,9 @@ class ReiMeiTransformer(keras.layers.Layer):
         shared_attention=False, rope_theta=10000.0, norm_eps=1e-6, remat=False, **kwargs,
     ):
         super().__init__(**kwargs)
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}; "
-                f"choose num_heads among the divisors of {hidden_size}."
-            )
-        if (hidden_size // num_heads) % 4:
-            raise ValueError(
-                f"2D RoPE needs a head width (hidden_size / num_heads = {hidden_size // num_heads}) divisible by 4."
-            )
-        if num_experts and moe_every < 1:
-            raise ValueError(f"moe_every must be >= 1 when num_experts > 0, got {moe_every}.")
+        check_divisible("hidden_size", hidden_size, "num_heads", num_heads)
+        if num_experts:
+            check_int("moe_every", moe_every, hint="every moe_every-th block is a MoE block")
         self.hidden_size = hidden_size
         self.num_heads = num_heads
         self.grid_size = tuple(grid_size)
@@ -93,6 +86,8 @@ class ReiMeiTransformer(keras.layers.Layer):
         self.rope_theta = rope_theta
         self.norm_eps = norm_eps
         self.remat = remat
+        cos, sin = rope_tables(grid_positions(*self.grid_size), hidden_size // num_heads, rope_theta)
+        self.rope_cos, self.rope_sin = cos, sin  # (T, Dh / 2) constants, rebuilt from the config
 
         d, heads = hidden_size, num_heads
         total = num_mixer_layers + num_double_layers + num_single_layers
@@ -125,8 +120,6 @@ class ReiMeiTransformer(keras.layers.Layer):
             block(first_single + i, False, single_attn, f"single_block_{i}", num_double_layers + i)
             for i in range(num_single_layers)
         ]
-        cos, sin = rope_tables(grid_positions(*self.grid_size), hidden_size // num_heads, rope_theta)
-        self.rope_cos, self.rope_sin = cos, sin  # (T, Dh / 2) constants, rebuilt from the config
 
     def build(self, image_shape, c_shape=None, cond_shape=None):
         d = self.hidden_size
@@ -228,11 +221,7 @@ class ReiMei(ConditionedBackbone):
         remat=False,
         **kwargs,
     ):
-        if input_size % patch_size:
-            raise ValueError(
-                f"input_size={input_size} is not divisible by patch_size={patch_size}; "
-                f"use an input size that is a multiple of {patch_size}, or another patch size."
-            )
+        check_divisible("input_size", input_size, "patch_size", patch_size)
         grid = input_size // patch_size
         trunk = ReiMeiTransformer(
             hidden_size, num_heads, (grid, grid), num_mixer_layers, num_double_layers, num_single_layers, mlp_ratio,

@@ -15,6 +15,7 @@ from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.layers.transformer_block import TransformerBlock
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
+from keras_dit.validation import check_divisible
 
 # The paper's Table 1 sizes: (depth, hidden_size, num_heads), MLP ratio 4; each preset is a data set the paper
 # trains that size on: CIFAR-10 pixels (S/2), ImageNet 64 pixels (M/4), ImageNet 256 latents (L/2, H/2).
@@ -88,18 +89,10 @@ class UViT(ConditionedBackbone):
         rope=False,
         **kwargs,
     ):
-        if input_size % patch_size:
-            raise ValueError(
-                f"input_size={input_size} is not divisible by patch_size={patch_size}; "
-                f"use an input size that is a multiple of {patch_size}, or another patch size."
-            )
+        check_divisible("input_size", input_size, "patch_size", patch_size)
         if depth % 2 != 1:
             raise ValueError(f"U-ViT depth must be odd (n shallow + 1 middle + n deep blocks), got {depth}.")
-        if hidden_size % num_heads:
-            raise ValueError(
-                f"hidden_size={hidden_size} is not divisible by num_heads={num_heads}; "
-                f"choose num_heads among the divisors of {hidden_size}."
-            )
+        check_divisible("hidden_size", hidden_size, "num_heads", num_heads)
         grid = input_size // patch_size
         cond_layer = make_conditioner(conditioner, hidden_size, num_classes, class_dropout_prob, seed)
         inputs = image_inputs(input_size, in_channels, cond_layer)

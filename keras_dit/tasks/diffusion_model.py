@@ -184,8 +184,10 @@ class DiffusionModel(keras.Model):
                 f"The autoencoder makes {autoencoder.latent_channels}-channel latents but the backbone takes "
                 f"in_channels={channels}; build the backbone with in_channels={autoencoder.latent_channels}."
             )
-        for layer in autoencoder._flatten_layers(include_self=True):  # a VAE loaded with trainable=False in
-            layer.trainable = False  # its config builds its layers trainable: freeze every one
+        # The setter freezes the sublayers too, but TensorFlow skips it for an unchanged value (Keras 3.15) and a VAE
+        # loaded with trainable=False has trainable sublayers (tests/tasks/test_latent_diffusion.py checks it).
+        autoencoder.trainable = True
+        autoencoder.trainable = False
         self.autoencoder = autoencoder
 
     def attach_autoencoder(self, autoencoder):
@@ -522,21 +524,23 @@ class DiffusionModel(keras.Model):
     # Saving
     # ----------------------------------------------------------------------------------------------------
 
-    def _seed_generators_in_order(self):
-        return [sg for layer in self._flatten_layers(include_self=True) for sg in layer._seed_generators]
+    def _seed_states(self):
+        """The states of every ``SeedGenerator`` in the model: ``variables`` is ``weights`` plus those (Keras 3)."""
+        weights = {id(w) for w in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
 
     def save_own_variables(self, store):
         """Also saves the seed generators' states, so a resumed run draws the noise it would have drawn."""
         super().save_own_variables(store)
-        for i, generator in enumerate(self._seed_generators_in_order()):
-            store[f"seed_state_{i}"] = generator.state
+        for i, state in enumerate(self._seed_states()):
+            store[f"seed_state_{i}"] = state
 
     def load_own_variables(self, store):
         seed_keys = {k for k in store.keys() if str(k).startswith("seed_state_")}
         super().load_own_variables({k: store[k] for k in store.keys() if k not in seed_keys})
-        for i, generator in enumerate(self._seed_generators_in_order()):
+        for i, state in enumerate(self._seed_states()):
             if f"seed_state_{i}" in seed_keys:
-                generator.state.assign(store[f"seed_state_{i}"])
+                state.assign(store[f"seed_state_{i}"])
 
     def get_config(self):
         serialize = keras.saving.serialize_keras_object

@@ -67,9 +67,9 @@ def test_a_fit_step_updates_the_router():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="capacity_factor must be > 0"):
+    with pytest.raises(ValueError, match="capacity_factor must be a positive number"):
         make(capacity_factor=0.0)
-    with pytest.raises(ValueError, match="capacity_factor must be > 0"):
+    with pytest.raises(ValueError, match="capacity_factor must be a positive number"):
         make(capacity_factor=-1.0)
     with pytest.raises(ValueError, match="num_experts must be an integer >= 1"):
         make(num_experts=0)

@@ -61,7 +61,7 @@ def test_bad_input():
     for bad in (S, -1, 0.5):
         x = inputs()
         x["x"][0, 0, 0, 0] = bad
-        with pytest.raises(ValueError, match=r"integers in \[0, 5\)"):
+        with pytest.raises(ValueError, match=r"integers in \[0, 4\]"):
             model(x)
     with pytest.raises(ValueError, match="num_states"):
         make().__class__(make().backbone, 1)

@@ -78,7 +78,7 @@ def test_fit_updates_the_routers(labels_model):
 
 
 def test_bad_input(params_model):
-    with pytest.raises(ValueError, match="capacity_factor must be > 0"):
+    with pytest.raises(ValueError, match="capacity_factor must be a positive number"):
         tiny_backbone("ReiMei", capacity_factor=0.0)
     with pytest.raises(ValueError, match="not divisible by num_heads=3"):
         tiny_backbone("ReiMei", num_heads=3)

@@ -84,3 +84,15 @@ def test_bad_autoencoders_and_factors_are_refused():
             kd.tasks.DiffusionModel(backbone(), flow, autoencoder=vae, scale_factor=bad)
     vae.scale_factor = [1.0, 2.0, 3.0, 4.0]  # per channel: accepted
     assert kd.tasks.DiffusionModel(backbone(), flow, autoencoder=vae).latent_factors()[0].shape == (4,)
+
+
+def test_the_autoencoder_is_frozen():
+    """Also a VAE saved with trainable=False, whose loaded sublayers are trainable (on TensorFlow the model's
+    ``trainable = False`` was then skipped as unchanged, and EMA swapped untrained averages into the decoder)."""
+    vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1, seed=0, scale_factor=0.5)
+    vae.trainable = False
+    loaded = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(vae))
+    backbone = kd.models.DiT(input_size=4, patch_size=1, in_channels=4, hidden_size=16, depth=1, num_heads=2, seed=0)
+    model = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), autoencoder=loaded)
+    assert loaded.weights and not any(w.trainable for w in loaded.weights)
+    assert len(model.trainable_weights) == len(backbone.trainable_weights)

@@ -22,8 +22,9 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import concrete_value
-from keras_dit.diffusion.discrete.rates import RateMatrix, check_num_states
+from keras_dit.diffusion.discrete.rates import RateMatrix
 from keras_dit.diffusion.objective import Objective
+from keras_dit.validation import check_labels, check_nonnegative, check_positive, check_range
 
 
 def inverse_cdf(probs, u):
@@ -60,15 +61,11 @@ class DiscreteCTMC(Objective):
     def __init__(self, num_states, rate="gaussian", rate_const=1.0, rate_sigma=6.0, Q_sigma=512.0,
                  time_exponential=100.0, time_base=3.0, nll_weight=0.001, eps_ratio=1e-9, min_time=0.01):
         self.rate_matrix = RateMatrix(rate, num_states, rate_const, rate_sigma, Q_sigma, time_exponential, time_base)
-        self.num_states = check_num_states(num_states)
+        self.num_states = self.rate_matrix.num_states
         self.rate = rate
-        if not (isinstance(nll_weight, (int, float)) and nll_weight >= 0):
-            raise ValueError(f"nll_weight must be a number >= 0, got {nll_weight!r}.")
-        if not (isinstance(eps_ratio, (int, float)) and eps_ratio > 0):
-            raise ValueError(f"eps_ratio must be a positive number, got {eps_ratio!r}.")
-        if not (isinstance(min_time, (int, float)) and 0 <= min_time < 1):
-            raise ValueError(f"min_time must be in [0, 1), got {min_time!r}.")
-        self.nll_weight, self.eps_ratio, self.min_time = float(nll_weight), float(eps_ratio), float(min_time)
+        self.nll_weight = check_nonnegative("nll_weight", nll_weight)
+        self.eps_ratio = check_positive("eps_ratio", eps_ratio)
+        self.min_time = check_range("min_time", min_time, 0, 1, "[)")
 
     def prediction_channels(self, in_channels):
         """The backbone outputs (B, H, W, C, S) logits: ``C * S`` values per pixel."""
@@ -96,12 +93,9 @@ class DiscreteCTMC(Objective):
     def check_states(self, states):
         """Raise if concrete ``states`` are not integers in [0, S); returns them as int32."""
         values = concrete_value(states)
-        if values is not None and values.size:
-            if np.any(values != np.round(values)) or values.min() < 0 or values.max() > self.num_states - 1:
-                raise ValueError(
-                    f"Pixel states must be integers in [0, {self.num_states}) for num_states={self.num_states}, "
-                    f"got values in [{values.min()}, {values.max()}]. Quantise images with to_states()."
-                )
+        if values is not None:
+            check_labels(values, self.num_states - 1, "Pixel states",
+                         hint=f"num_states={self.num_states}: quantise images with to_states()")
         return ops.cast(states, "int32")
 
     def initial_states(self, noise):

@@ -13,24 +13,9 @@ import math
 import numpy as np
 from keras import ops
 
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice, check_int, check_positive
 
 RATE_MATRICES = ("uniform", "gaussian")
-
-
-def check_num_states(num_states):
-    if isinstance(num_states, bool) or not isinstance(num_states, (int, np.integer)) or num_states < 2:
-        raise ValueError(
-            f"num_states (S) must be an integer >= 2, got {num_states!r}; use e.g. 256 for 8-bit pixels or "
-            "4-16 for quantised images."
-        )
-    return int(num_states)
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
 
 
 def _exp(x):
@@ -54,14 +39,15 @@ class RateMatrix:
     def __init__(self, name, num_states, rate_const=1.0, rate_sigma=6.0, Q_sigma=512.0, time_exponential=100.0,
                  time_base=3.0):
         self.name = check_choice("rate matrix", name, RATE_MATRICES)
-        self.num_states = S = check_num_states(num_states)
-        self.rate_const = _positive("rate_const", rate_const)
-        self.rate_sigma = _positive("rate_sigma", rate_sigma)
-        self.Q_sigma = _positive("Q_sigma", Q_sigma)
-        self.time_exponential = _positive("time_exponential", time_exponential)
+        self.num_states = S = check_int("num_states (S)", num_states, 2,
+                                        hint="use e.g. 256 for 8-bit pixels or 4-16 for quantised images")
+        self.rate_const = check_positive("rate_const", rate_const)
+        self.rate_sigma = check_positive("rate_sigma", rate_sigma)
+        self.Q_sigma = check_positive("Q_sigma", Q_sigma)
+        self.time_exponential = check_positive("time_exponential", time_exponential)
         if self.time_exponential == 1.0:
             raise ValueError("time_exponential must differ from 1 (beta(t) = time_base log(time_exponential) ...).")
-        self.time_base = _positive("time_base", time_base)
+        self.time_base = check_positive("time_base", time_base)
         states = np.arange(S)
         if self.name == "uniform":
             rate = np.full((S, S), self.rate_const)

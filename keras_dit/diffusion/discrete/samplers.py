@@ -23,6 +23,7 @@ from keras import ops
 
 from keras_dit.diffusion.discrete.objective import DiscreteCTMC, inverse_cdf
 from keras_dit.diffusion.samplers.base import Sampler, make_seed_generator
+from keras_dit.validation import check_int, check_positive, check_range
 
 
 class DiscreteSampler(Sampler):
@@ -40,22 +41,11 @@ class DiscreteSampler(Sampler):
 
     def __init__(self, min_t=0.01, num_corrector_steps=0, corrector_step_size_multiplier=1.5,
                  corrector_entry_time=0.1):
-        if not (isinstance(min_t, (int, float)) and 0 <= min_t < 1):
-            raise ValueError(f"min_t must be in [0, 1), got {min_t!r}.")
-        if isinstance(num_corrector_steps, bool) or not isinstance(num_corrector_steps, (int, np.integer)) or (
-            num_corrector_steps < 0
-        ):
-            raise ValueError(f"num_corrector_steps must be an integer >= 0, got {num_corrector_steps!r}.")
-        if not (isinstance(corrector_step_size_multiplier, (int, float)) and corrector_step_size_multiplier > 0):
-            raise ValueError(
-                f"corrector_step_size_multiplier must be a positive number, got {corrector_step_size_multiplier!r}."
-            )
-        if not (isinstance(corrector_entry_time, (int, float)) and 0 <= corrector_entry_time <= 1):
-            raise ValueError(f"corrector_entry_time must be in [0, 1], got {corrector_entry_time!r}.")
-        self.min_t = float(min_t)
-        self.num_corrector_steps = int(num_corrector_steps)
-        self.corrector_step_size_multiplier = float(corrector_step_size_multiplier)
-        self.corrector_entry_time = float(corrector_entry_time)
+        self.min_t = check_range("min_t", min_t, 0, 1, "[)")
+        self.num_corrector_steps = check_int("num_corrector_steps", num_corrector_steps, minimum=0)
+        self.corrector_step_size_multiplier = check_positive("corrector_step_size_multiplier",
+                                                             corrector_step_size_multiplier)
+        self.corrector_entry_time = check_range("corrector_entry_time", corrector_entry_time, 0, 1)
 
     def sample(self, model_fn, noise, num_steps, objective, seed=None):
         """Sample images in [-1, 1] (B, H, W, C) (states ``s`` map to ``2 s / (S - 1) - 1``).
@@ -124,9 +114,7 @@ class TauLeaping(DiscreteSampler):
 
     def __init__(self, max_jumps=16, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(max_jumps, bool) or not isinstance(max_jumps, (int, np.integer)) or max_jumps < 1:
-            raise ValueError(f"max_jumps must be an integer >= 1, got {max_jumps!r}.")
-        self.max_jumps = int(max_jumps)
+        self.max_jumps = check_int("max_jumps", max_jumps)
 
     def _jump(self, x, rates, h, num_states, seed_generator):
         mean = rates * h  # (B, H, W, C, S)

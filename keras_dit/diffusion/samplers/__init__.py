@@ -18,7 +18,7 @@ from keras_dit.diffusion.samplers.dpm_solver import DPMSolverMultistep
 from keras_dit.diffusion.samplers.euler import Euler
 from keras_dit.diffusion.samplers.heun import Heun
 from keras_dit.diffusion.samplers.unipc import UniPC
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice
 
 SAMPLERS = {"ddpm": DDPM, "ddim": DDIM, "euler": Euler, "heun": Heun, "dpm_solver": DPMSolverMultistep,
             "unipc": UniPC}

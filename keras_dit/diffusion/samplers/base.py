@@ -25,7 +25,7 @@ from keras import ops
 from keras_dit.diffusion.configurable import Configurable
 from keras_dit.diffusion.flow import RectifiedFlow, shift_time
 from keras_dit.diffusion.gaussian import GaussianDiffusion
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice, check_int, check_positive
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 TIME_GRIDS = ("uniform", "diffusers")
@@ -227,16 +227,14 @@ class Sampler(Configurable):
 
     def _check_num_steps(self, num_steps, objective):
         limit = getattr(objective, "num_train_timesteps", None)
-        valid = isinstance(num_steps, (int, np.integer)) and not isinstance(num_steps, bool)
-        if not valid or num_steps < 1 or (limit is not None and num_steps > limit):
-            bound = f" and <= num_train_timesteps={limit}" if limit is not None else ""
-            raise ValueError(f"num_steps must be an integer >= 1{bound}, got {num_steps!r}.")
+        hint = None if limit is None else f"at most the objective's num_train_timesteps={limit}"
+        num_steps = check_int("num_steps", num_steps, maximum=limit, hint=hint)
         if num_steps < self.order:
             raise ValueError(
                 f"{type(self).__name__} of order {self.order} needs num_steps >= {self.order}, got {num_steps}; "
                 f"take more steps or a lower order."
             )
-        return int(num_steps)
+        return num_steps
 
     def get_config(self):
         return {}
@@ -255,10 +253,8 @@ class FlowGrid:
 
     def _init_flow_grid(self, time_grid, shift):
         check_choice("time_grid", time_grid, TIME_GRIDS)
-        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float)) or shift <= 0):
-            raise ValueError(f"shift must be a positive number or None (the objective's), got {shift!r}.")
         self.time_grid = time_grid
-        self.shift = None if shift is None else float(shift)
+        self.shift = check_positive("shift", shift, allow_none=True, hint="None takes the objective's")
 
     def flow_times(self, num_steps, objective):
         """The ``num_steps + 1`` flow times of this sampler for ``objective`` (the last 0)."""
@@ -282,10 +278,8 @@ class GaussianSampler(Sampler):
 
     def __init__(self, timestep_spacing="linspace", clip_x0=None):
         check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        if clip_x0 is not None and not (isinstance(clip_x0, (int, float)) and clip_x0 > 0):
-            raise ValueError(f"clip_x0 must be a positive number or None, got {clip_x0!r}.")
         self.timestep_spacing = timestep_spacing
-        self.clip_x0 = None if clip_x0 is None else float(clip_x0)
+        self.clip_x0 = check_positive("clip_x0", clip_x0, allow_none=True)
 
     def _coefficients(self, num_steps, objective):
         steps = spaced_timesteps(num_steps, objective.num_train_timesteps, self.timestep_spacing)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_dit.diffusion.samplers.base import GaussianSampler
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice, check_nonnegative
 
 STEP_RULES = ("next", "stride")
 
@@ -37,12 +37,10 @@ class DDIM(GaussianSampler):
 
     def __init__(self, eta=0.0, timestep_spacing="linspace", clip_x0=None, step_rule="next", set_alpha_to_one=True):
         super().__init__(timestep_spacing, clip_x0)
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or eta < 0:
-            raise ValueError(f"DDIM eta must be a number >= 0 (0 = deterministic, 1 = DDPM-like), got {eta!r}.")
         check_choice("DDIM step_rule", step_rule, STEP_RULES)
         if not isinstance(set_alpha_to_one, bool):
             raise ValueError(f"set_alpha_to_one must be True or False, got {set_alpha_to_one!r}.")
-        self.eta = float(eta)
+        self.eta = check_nonnegative("DDIM eta", eta, hint="0 = deterministic, 1 = DDPM-like")
         self.stochastic = self.eta > 0
         self.step_rule = step_rule
         self.set_alpha_to_one = set_alpha_to_one

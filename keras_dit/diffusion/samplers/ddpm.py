@@ -6,7 +6,7 @@ from keras import ops
 
 from keras_dit.diffusion.gaussian import GaussianDiffusion
 from keras_dit.diffusion.samplers.base import GaussianSampler
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice
 
 VARIANCES = ("small", "large", "learned")
 

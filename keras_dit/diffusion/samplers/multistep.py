@@ -16,7 +16,7 @@ from keras_dit.diffusion.gaussian import GaussianDiffusion
 from keras_dit.diffusion.samplers.base import (
     TIMESTEP_SPACINGS, FlowGrid, Sampler, predict, solver_timesteps,
 )
-from keras_dit.diffusion.schedules import check_choice
+from keras_dit.validation import check_choice, check_int
 
 
 class MultistepSolver(FlowGrid, Sampler):
@@ -38,14 +38,10 @@ class MultistepSolver(FlowGrid, Sampler):
 
     def __init__(self, order=2, timestep_spacing="linspace", time_grid="diffusers", shift=None,
                  lower_order_final=True):
-        if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or not 1 <= order <= self.max_order:
-            raise ValueError(
-                f"{type(self).__name__} order must be an integer from 1 to {self.max_order}, got {order!r} "
-                f"(2 is the usual choice)."
-            )
+        self.order = check_int(f"{type(self).__name__} order", order, maximum=self.max_order,
+                               hint="2 is the usual choice")
         check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         self._init_flow_grid(time_grid, shift)
-        self.order = int(order)
         self.timestep_spacing = timestep_spacing
         self.lower_order_final = bool(lower_order_final)
 

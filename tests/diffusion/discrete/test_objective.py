@@ -94,7 +94,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         objective.to_states(np.array([[0.0, 1.5]]))
     for bad in (np.array([[0.0, 4.0]]), np.array([[-1.0, 0.0]]), np.array([[0.5, 1.0]])):
-        with pytest.raises(ValueError, match=r"integers in \[0, 4\)"):
+        with pytest.raises(ValueError, match=r"integers in \[0, 3\]"):
             objective.reverse_rates(np.zeros((1, 2, 4)), bad, np.ones((1,), "float32"))
     for kwargs in ({"nll_weight": -1}, {"eps_ratio": 0}, {"min_time": 1.0}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):

@@ -66,7 +66,7 @@ def test_inference_shift_overrides_the_objective():
 
 @pytest.mark.parametrize("order", [0, 4, 2.0, True])
 def test_bad_order(order):
-    with pytest.raises(ValueError, match="DPMSolverMultistep order must be an integer from 1 to 3"):
+    with pytest.raises(ValueError, match="DPMSolverMultistep order must be an integer >= 1 and <= 3"):
         kd.samplers.DPMSolverMultistep(order=order)
 
 

@@ -30,7 +30,7 @@ def test_inference_shift():
     shifted = kd.samplers.Euler(shift=3.0).sample(flow_model, noise, 6, kd.diffusion.RectifiedFlow())
     unshifted = kd.samplers.Euler().sample(flow_model, noise, 6, kd.diffusion.RectifiedFlow(shift=3.0))
     assert_parity("Euler", shifted, unshifted)
-    with pytest.raises(ValueError, match="shift must be a positive number or None .the objective's., got 0"):
+    with pytest.raises(ValueError, match="shift must be a positive number or None, got 0; None takes the objective's"):
         kd.samplers.Euler(shift=0)
 
 
