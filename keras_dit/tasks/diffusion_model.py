@@ -235,17 +235,17 @@ class DiffusionModel(keras.Model):
         z = ops.cast(images, "float32")
         if self.autoencoder is not None:
             z = self.autoencoder.encode(z).sample(self.seed_generator)
-        self._check_latent_shape(z, images.shape, encoded=self.autoencoder is not None)
+        self._check_latent_shape(z.shape, images.shape, encoded=self.autoencoder is not None)
         scale, shift = self.latent_factors()
         return (z - shift) * scale
 
-    def _check_latent_shape(self, z, batch_shape, encoded=False):
+    def _check_latent_shape(self, z_shape, batch_shape, encoded=False):
         latent_shape = tuple(self.backbone.input["x"].shape[1:])
-        if _known_dims_differ(z.shape, latent_shape):
+        if _known_dims_differ(z_shape, latent_shape):
             raise ValueError(
                 f"Training batches have shape {tuple(batch_shape)}; the backbone takes (B, *{latent_shape})"
                 + (" latents, and the autoencoder turns the images into latents of shape "
-                   f"(B, *{tuple(z.shape[1:])})" if encoded else "")
+                   f"(B, *{tuple(z_shape[1:])})" if encoded else "")
                 + ". Match the backbone's input_size / in_channels to the data."
             )
 
@@ -275,7 +275,7 @@ class DiffusionModel(keras.Model):
             raise ValueError("This model is conditional: fit it on (images, condition) pairs.")
         if "latents" in batch:
             x0 = ops.cast(batch["latents"], "float32")  # (B, h, w, c) diffusion latents, already scaled
-            self._check_latent_shape(x0, x0.shape)
+            self._check_latent_shape(x0.shape, x0.shape)
         else:
             x0 = self.encode(batch["images"])
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
@@ -337,8 +337,9 @@ class DiffusionModel(keras.Model):
     def _check_training_data(self, *args, x=None, y=None):
         """Check, before any step, what ``fit`` will see first: NumPy data whole, a ``PyDataset``'s first batch
         (``tf.data`` and generators are left to the step). Images must be in [-1, 1] (for a pixel model or the
-        autoencoder's input) and labels valid for the backbone (integers in [0, num_classes)): inside a
-        compiled step a bad label gives NaN or a backend's gather error instead."""
+        autoencoder's input) and of the shape the backbone takes (through the autoencoder); labels valid for the
+        backbone (integers in [0, num_classes)): inside a compiled step a bad label gives NaN or a backend's gather
+        error instead, and TensorFlow traces the step with unknown shapes."""
         x = args[0] if args else x
         y = args[1] if len(args) > 1 else y
         if isinstance(x, keras.utils.PyDataset):
@@ -353,6 +354,12 @@ class DiffusionModel(keras.Model):
         discrete = getattr(self.objective, "num_states", None) is not None  # categorical states, not [-1, 1]
         if isinstance(images, np.ndarray) and is_pixels and not discrete:
             check_image_range(images, "Training images")
+            shape = images.shape  # the step's shapes are unknown when TensorFlow traces it: check them here
+            if self.autoencoder is not None:
+                self.autoencoder.check_shape(shape)
+                factor = self.autoencoder.downsampling_factor
+                shape = (shape[0], shape[1] // factor, shape[2] // factor, self.autoencoder.latent_channels)
+            self._check_latent_shape(shape, images.shape, encoded=self.autoencoder is not None)
         if isinstance(condition, np.ndarray) and self.is_conditional:
             self.backbone.prepare_condition(condition, len(condition))
 
