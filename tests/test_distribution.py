@@ -93,7 +93,7 @@ TF_SCRIPT = textwrap.dedent(
 
     mirrored = sys.argv[1] == "mirrored"
     rng = np.random.default_rng(0)
-    inputs = {"x": rng.normal(size=(24, 8, 8, 1)).astype("float32"), "t": rng.uniform(0, 999, 24).astype("float32"),
+    inputs = {"x": rng.uniform(-1, 1, (24, 8, 8, 1)).astype("float32"), "t": rng.uniform(0, 999, 24).astype("float32"),
               "condition": rng.integers(0, 4, 24).astype("int32")}
     targets = rng.normal(size=(24, 8, 8, 1)).astype("float32")
     scope = kd.distribution.distribution_scope("data_parallel", 2 if mirrored else 1)

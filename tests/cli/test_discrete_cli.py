@@ -94,10 +94,10 @@ def test_sampler_and_inputs_that_do_not_fit(capsys, config_file):
 # The preset made small: a 2-block DiT on 2 x 2 patches, 6 epochs of 28 batches. The direct NLL term
 # (nll_weight) dominates the loss here: it learns p(x0 | x_t) in far fewer steps than the ELBO alone (the
 # reference's 0.001 needs ~4x as many for the same accuracy).
-SHORT = ["train.epochs=6", "train.learning_rate=3e-3", "discrete.nll_weight=500.0", "model.patch_size=2",
+SHORT = ["train.epochs=10", "train.learning_rate=3e-3", "discrete.nll_weight=500.0", "model.patch_size=2",
          "model.hidden_size=64", "model.depth=2", "discrete.width=16", "sample.num_steps=20",
          "sample.guidance_scale=3.0", "train.verbose=0", "train.sample_every=0", "train.tensorboard=false"]
-MIN_ACCURACY = 0.5  # chance is 0.1; measured 0.78 (JAX)
+MIN_ACCURACY = 0.5  # chance is 0.1; at 6 epochs 0.49-0.78 over backends (too close), at 10 0.96 on JAX
 
 
 @pytest.mark.large

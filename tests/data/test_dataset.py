@@ -67,7 +67,7 @@ def test_as_numpy_and_unconditional_sets():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
     ({"batch_size": 11}, "larger than the data set \\(10 examples\\)"),
     ({"condition": LABELS}, "condition_kind must be one of"),
     ({"condition": LABELS, "condition_kind": "class"}, "condition_kind must be one of"),

@@ -27,9 +27,9 @@ def test_sincos_2d_is_the_mae_table():
 
 
 def test_width_checks():
-    with pytest.raises(ValueError, match="must be even, got 3"):
+    with pytest.raises(ValueError, match="width=3 is not divisible by 2"):
         sincos_1d(3, np.arange(2))
-    with pytest.raises(ValueError, match="divisible by 4, got 6"):
+    with pytest.raises(ValueError, match="width=6 is not divisible by 4"):
         sincos_2d(6, 2, 2)
 
 
