@@ -3,7 +3,6 @@
 import os
 
 import keras
-import numpy as np
 
 from keras_dit import data as kd_data
 from keras_dit import distribution as kd_distribution
@@ -92,11 +91,6 @@ def load_vae(path, scaled=False):
     return vae
 
 
-def _latent_shape(vae, image_shape):
-    latents = vae.encode(np.zeros((1, *image_shape), "float32")).mean
-    return tuple(int(s) for s in latents.shape[1:])
-
-
 def build_backbone(config, shape, conditioner):
     """The backbone for inputs of ``shape`` (H, W, C) and the data's ``conditioner`` (``conditioner_config``)."""
     if shape[0] != shape[1]:
@@ -156,7 +150,7 @@ def build_model(config, dataset, autoencoder=None):
     image_shape = tuple(dataset.image_shape)
     if config["model.autoencoder"]:
         autoencoder = autoencoder or load_vae(config["model.autoencoder"], scaled=True)
-        shape = _latent_shape(autoencoder, image_shape)
+        shape = autoencoder.latent_shape((1, *image_shape))[1:]
     else:
         if config["data.latent_cache"]:
             raise ValueError("data.latent_cache needs model.autoencoder (the VAE the cache was written with)")

@@ -207,6 +207,13 @@ class KLVAE(keras.Model):
                 f"(channel_multipliers={self.channel_multipliers}); resize or crop to a multiple of {factor}."
             )
 
+    def latent_shape(self, image_shape):
+        """The (B, H/f, W/f, latent_channels) latents of images of ``image_shape`` (checked), without encoding."""
+        self.check_shape(image_shape, "images")
+        batch, h, w, _ = tuple(image_shape)
+        factor = self.downsampling_factor
+        return (batch, None if h is None else h // factor, None if w is None else w // factor, self.latent_channels)
+
     def encode(self, images, training=False):
         """The posterior q(z | images) as a ``DiagonalGaussian`` with (B, H/f, W/f, latent_channels) moments."""
         images = ops.convert_to_tensor(images, dtype=self.compute_dtype)

@@ -354,12 +354,10 @@ class DiffusionModel(keras.Model):
         discrete = getattr(self.objective, "num_states", None) is not None  # categorical states, not [-1, 1]
         if isinstance(images, np.ndarray) and is_pixels and not discrete:
             check_image_range(images, "Training images")
-            shape = images.shape  # the step's shapes are unknown when TensorFlow traces it: check them here
-            if self.autoencoder is not None:
-                self.autoencoder.check_shape(shape)
-                factor = self.autoencoder.downsampling_factor
-                shape = (shape[0], shape[1] // factor, shape[2] // factor, self.autoencoder.latent_channels)
-            self._check_latent_shape(shape, images.shape, encoded=self.autoencoder is not None)
+            # The step's shapes are unknown when TensorFlow traces it: check them here.
+            encoded = self.autoencoder is not None
+            shape = self.autoencoder.latent_shape(images.shape) if encoded else images.shape
+            self._check_latent_shape(shape, images.shape, encoded=encoded)
         if isinstance(condition, np.ndarray) and self.is_conditional:
             self.backbone.prepare_condition(condition, len(condition))
 
