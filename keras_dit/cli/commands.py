@@ -197,6 +197,13 @@ def sample_conditions(config, conditioner, dataset=None):
     return conditions, conditioner.captions(conditions), {conditioner.fields[0]: conditions, **names}, columns
 
 
+def _guidance(config):
+    """``generate``'s guidance arguments from ``sample.*``."""
+    interval = config["sample.guidance_interval"]
+    return dict(guidance_scale=config["sample.guidance_scale"],
+                guidance_interval=None if interval is None else tuple(interval))
+
+
 def _generate(model, config, conditions):
     """uint8 samples of ``sample.*``; a latent model decodes them with the VAE it holds."""
     kwargs = dict(num_steps=config["sample.num_steps"], sampler=builders.build_sampler(config, model.objective),
@@ -204,7 +211,7 @@ def _generate(model, config, conditions):
     if conditions is None:
         kwargs["num_images"] = config["sample.num_images"]
     else:
-        kwargs.update(condition=conditions, guidance_scale=config["sample.guidance_scale"])
+        kwargs.update(condition=conditions, **_guidance(config))
     return model.generate(**kwargs)
 
 
@@ -228,7 +235,7 @@ def train(config, resume=False):
         grid = SampleGrid(os.path.join(config["output_dir"], "grids"), conditions, captions,
                           every=config["train.sample_every"], num_images=len(captions),
                           num_steps=config["sample.num_steps"], sampler=sampler,
-                          **({} if conditions is None else {"guidance_scale": config["sample.guidance_scale"]}))
+                          **({} if conditions is None else _guidance(config)))
     if initial_epoch >= config["train.epochs"]:
         _say(f"{checkpoint} has already trained {initial_epoch} of train.epochs={config['train.epochs']} epochs")
         return model

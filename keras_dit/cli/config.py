@@ -172,6 +172,8 @@ SCHEMA = {
                          "discrete)", nullable=True,
                          choices=("ddpm", "ddim", "euler", "heun", "dpm_solver", "unipc", "tau_leaping")),
     "sample.guidance_scale": _o(2.0, "float", "classifier-free guidance scale (1: none)", range=">= 0"),
+    "sample.guidance_interval": _o(None, "interval", "guide only at noise levels in [lo, hi] (0 data, 1 noise), "
+                                   "the conditional prediction elsewhere; null: every step", nullable=True),
     "sample.seed": _o(0, "int", "seed of the sampling noise", range=">= 0"),
     "sample.output": _o(None, "str", "folder for grid.png, images/ and samples.npz (default <output_dir>/samples)",
                         nullable=True),
@@ -204,7 +206,8 @@ SCHEMA = {
 }
 
 _KIND_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-               "list": "a list", "grokfast": "a mapping {alpha: 0.98, lamb: 2.0}"}
+               "list": "a list", "grokfast": "a mapping {alpha: 0.98, lamb: 2.0}",
+               "interval": "a pair [lo, hi] with 0 <= lo <= hi <= 1"}
 GROKFAST_KEYS = {"alpha": "[0, 1)", "lamb": ">= 0"}  # train.grokfast: the filter's EMA momentum and amplification
 
 
@@ -246,6 +249,13 @@ def _flatten(mapping, source, prefix=""):
     return flat
 
 
+def _is_interval(value):
+    """A ``[lo, hi]`` list of numbers with 0 <= lo <= hi <= 1 (``sample.guidance_interval``)."""
+    numbers = isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    return numbers and 0 <= value[0] <= value[1] <= 1
+
+
 def _check(key, value, source):
     if key not in SCHEMA:
         raise ValueError(f"unknown config key {key!r} in {source}{_suggest(key, list(SCHEMA))}")
@@ -266,6 +276,7 @@ def _check(key, value, source):
         "str": isinstance(value, (str, int, float)) and not isinstance(value, bool),
         "list": isinstance(value, list),
         "grokfast": isinstance(value, dict),
+        "interval": _is_interval(value),
     }[option.kind]
     if not ok:
         raise ValueError(
@@ -273,6 +284,8 @@ def _check(key, value, source):
         )
     if option.kind == "grokfast":
         return _check_grokfast(key, value, source)
+    if option.kind == "interval":
+        return [float(v) for v in value]
     value = float(value) if option.kind == "float" else str(value) if option.kind == "str" else value
     if option.choices and value not in option.choices:
         raise ValueError(f"{key} in {source} must be one of {list(option.choices)}, got {value!r}")

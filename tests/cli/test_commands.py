@@ -72,6 +72,19 @@ def test_sample_and_evaluate(run_dir, capsys):
     assert '"accuracy"' in report and '"frechet_distance"' in report
 
 
+def test_sample_guidance_interval(run_dir, tmp_path):
+    """sample.guidance_interval reaches generate: [0, 1] guides every step (as null does), [0, 0] none."""
+    images = {}
+    for interval in ("null", "[0, 1]", "[0, 0]"):
+        out = tmp_path / interval.strip("[]").replace(", ", "-")
+        main(["sample", *tiny(run_dir, "--set", f"sample.output={out}", "--set", "sample.guidance_scale=4",
+                              "--set", f"sample.guidance_interval={interval}")])
+        with np.load(out / "samples.npz") as npz:
+            images[interval] = npz["images"].astype(int)
+    assert np.array_equal(images["null"], images["[0, 1]"])
+    assert np.abs(images["null"] - images["[0, 0]"]).max() > 0
+
+
 def test_sample_by_name_from_the_model_file_alone(run_dir, tmp_path, capsys):
     alone = tmp_path / "alone"
     alone.mkdir()

@@ -55,6 +55,9 @@ def test_wrong_type_says_what_was_expected(capsys, tmp_path):
     assert "train.ema" in line and "true or false" in line
     line = run_error(capsys, ["train", "--set", "objective.kind=diffusion"])
     assert "must be one of ['rectified_flow', 'gaussian', 'discrete']" in line
+    for interval in ("[0.5, 0.2]", "[0, 2]", "0.3", "[low, high]"):
+        line = run_error(capsys, ["train", "--set", f"sample.guidance_interval={interval}"])
+        assert "sample.guidance_interval" in line and "[lo, hi] with 0 <= lo <= hi <= 1" in line
 
 
 def test_malformed_yaml_and_set(capsys, tmp_path):
