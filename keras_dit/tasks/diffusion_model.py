@@ -444,8 +444,8 @@ class DiffusionModel(keras.Model):
         """The compiled sampling loop ``(x, cond, uncond, scale, tables, noises) -> x0``, cached per configuration.
 
         One ``keras.ops.fori_loop`` over ``sampler.step`` with the guided backbone forward inside, compiled by
-        ``kd.backend.compiled_function`` (one XLA program on JAX; a ``tf.function``, with XLA under
-        ``compile(jit_compile=True)``, on TensorFlow; eager on PyTorch). The key holds what the program's code
+        ``kd.backend.compiled_function`` (one XLA program on JAX; a ``tf.function`` compiled with XLA on
+        TensorFlow; eager on PyTorch). The key holds what the program's code
         depends on: the sampler's class and configuration, the step count, the batch shape, whether guidance
         runs (and its interval) and ``jit_compile``; guidance scale, step coefficients and weights are inputs.
         """
@@ -467,7 +467,10 @@ class DiffusionModel(keras.Model):
 
                 return ops.fori_loop(0, num_steps, body, (x, sampler.initial_state(x)))[0]
 
-            programs[key] = compiled_function(loop, self.backbone.variables, jit_compile=self.jit_compile)
+            # TensorFlow samples with XLA even where Keras leaves training without it (CPU): one compilation per
+            # configuration for 1.2-1.8x diffusers' speed against 0.8-1.0x as a graph (benchmarks/sampler_speed.py)
+            xla = self.jit_compile or keras.backend.backend() == "tensorflow"
+            programs[key] = compiled_function(loop, self.backbone.variables, jit_compile=xla)
         return programs[key]
 
     def _predict(self, x, t, condition):
