@@ -13,7 +13,8 @@ from keras_dit.cli.main import run
 # of training on 2 cores (see the preset); the conditioning is what this test is about.
 SMALL = {
     "model.autoencoder": "null", "data.latent_cache": "null", "data.image_size": 16, "data.limit": 512,
-    "data.batch_size": 32, "model.hidden_size": 64, "model.depth": 2, "model.num_heads": 2, "train.epochs": 6,
+    "data.batch_size": 32, "model.patch_size": 4, "model.hidden_size": 64, "model.depth": 2, "model.num_heads": 2,
+    "train.epochs": 20, "train.learning_rate": 2e-3,
     "train.verbose": 0, "train.tensorboard": False, "train.sample_every": 0, "sample.num_images": 40,
     "sample.num_steps": 10,
 }
