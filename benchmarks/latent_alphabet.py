@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def stage_seconds(report):
     """{stage: seconds} from the demo's report line ``backend: jax; VAE training 120 s, ... (total 600 s)``."""
     line = next(line for line in report.splitlines() if line.startswith("backend:"))
-    return {name: int(seconds) for name, seconds in re.findall(r"([A-Za-z ]+?) (\d+) s", line.split(";", 1)[1])}
+    return {name.strip(): int(seconds) for name, seconds in re.findall(r"([A-Za-z ]+?) (\d+) s", line.split(";", 1)[1])}
 
 
 def main():
