@@ -245,11 +245,12 @@ def train(config, resume=False):
     return model
 
 
-def sample(config, model=None):
-    """Generate images: grid.png, images/*.png and samples.npz in ``sample.output``; returns the npz path."""
+def sample(config, model=None, dataset=None):
+    """Generate images: grid.png, images/*.png and samples.npz in ``sample.output``; returns the npz path.
+    ``dataset``: where tag and parameter-vector conditions come from (default: the data of ``data.*``)."""
     checkpoint = builders.checkpoint_path(config)
     model = model or builders.load_diffusion_model(checkpoint)
-    conditions, captions, fields, columns = sample_conditions(config, model.backbone.condition_embedding)
+    conditions, captions, fields, columns = sample_conditions(config, model.backbone.condition_embedding, dataset)
     out = config["sample.output"] or os.path.join(config["output_dir"], "samples")
     check_writable(out, "sample.output")
     images = _generate(model, config, conditions)
@@ -271,8 +272,10 @@ def write_samples(out, images, captions, fields, columns):
     return path
 
 
-def evaluate(config):
-    """Score samples: class accuracy and Frechet distance for digits, FID against ``evaluate.fid_reference``."""
+def evaluate(config, model=None):
+    """Score samples: class accuracy and Frechet distance for digits, PSNR and background accuracy against the true
+    renders for alphabet (and those of the model's null-condition samples, the baseline), FID against
+    ``evaluate.fid_reference``. ``model``: the model that made the samples (default: ``sample.checkpoint``)."""
     from keras_dit import metrics
 
     path = config["evaluate.samples"] or os.path.join(
@@ -288,22 +291,51 @@ def evaluate(config):
         if "labels" not in samples:
             raise ValueError(f"{path!r} has no labels: the digits accuracy needs class-conditional samples")
         results["digits"] = metrics.evaluate_digits(samples["images"], samples["labels"])
+    if config["data.source"] == "alphabet":
+        results["alphabet"] = _evaluate_alphabet(config, samples, path, model)
     if config["evaluate.fid_reference"]:
         results["fid"] = metrics.fid(config["evaluate.fid_reference"], samples["images"],
                                      weights=config["evaluate.inception_weights"])
     if len(results) == 2:
         raise ValueError("nothing to evaluate: set evaluate.fid_reference to an image folder or .npz statistics "
-                         "(digits samples are scored without one)")
+                         "(digits and alphabet samples are scored without one)")
     report = os.path.join(os.path.dirname(path), "evaluation.json")
     with open(report, "w") as f:
         json.dump(results, f, indent=2)
     if "digits" in results:
         _say(f"digits: {results['digits']['accuracy']:.1%} of samples recognised as their class, Frechet "
              f"distance {results['digits']['frechet_distance']:.3f}")
+    if "alphabet" in results:
+        scores = results["alphabet"]
+        _say(f"alphabet: PSNR to the true renders {scores['psnr']:.2f} dB (null-condition baseline "
+             f"{scores['baseline_psnr']:.2f} dB), background colour right for {scores['background_accuracy']:.1%} "
+             f"(baseline {scores['baseline_background_accuracy']:.1%}); "
+             f"{scores['training_vectors']:.0%} of the vectors are in the training set")
     if "fid" in results:
         _say(f"FID {results['fid']:.3f}")
     _say(f"wrote {report}")
     return results
+
+
+def _evaluate_alphabet(config, samples, path, model):
+    """``metrics.evaluate_alphabet`` of the samples, with the baseline drawn from ``model`` for the null condition
+    (same seed and sampler, no guidance; its grid is written as baseline.png beside the samples) and the share of
+    the samples' parameter vectors found in the training set (0 for the demo's held-out vectors)."""
+    from keras_dit import metrics
+
+    if "params" not in samples:
+        raise ValueError(f"{path!r} has no parameter vectors ('params'): the alphabet scores need samples written "
+                         "by keras-dit sample from a model conditioned on parameters")
+    params = samples["params"]
+    model = model or builders.load_diffusion_model(builders.checkpoint_path(config))
+    conditioner = model.backbone.condition_embedding
+    baseline = _generate(model, {**config, "sample.guidance_scale": 1.0}, conditioner.null_condition(len(params)))
+    image_grid(baseline, [f"#{i}" for i in range(len(baseline))], columns=10).save(
+        os.path.join(os.path.dirname(path), "baseline.png"))
+    training = builders.build_data(config, shuffle=False, drop_remainder=False).condition
+    seen = {row.tobytes() for row in np.asarray(training, dtype=np.float32)}
+    return {**metrics.evaluate_alphabet(samples["images"], params, baseline),
+            "training_vectors": float(np.mean([row.tobytes() in seen for row in params.astype(np.float32)]))}
 
 
 def _latent_stages(config, resume):
@@ -338,40 +370,77 @@ def real_digits_frechet_distance(labels, image_size, draws=5, seed=0):
 
 
 def demo(config, resume=False):
-    """Train the class-conditional digits model, sample every class, score the samples, write report.txt.
+    """Train a conditional model on a built-in data set, sample it, score the samples, write report.txt: the digits
+    (every class, scored by the digits classifier) or the alphabet (held-out parameter vectors, scored against
+    their true renders and against the model's null-condition samples).
 
-    With ``model.autoencoder`` (preset ``latent-digits``) it is the whole latent pipeline: train-vae,
-    scale-factor, cache-latents (when ``data.latent_cache`` is set), then train and sample in the latents."""
-    if config["data.source"] != "digits":
-        raise ValueError(f"the demo trains on the built-in digits; data.source is {config['data.source']!r}")
+    With ``model.autoencoder`` (presets ``latent-digits``, ``latent-alphabet``) it is the whole latent pipeline:
+    train-vae, scale-factor, cache-latents (when ``data.latent_cache`` is set), then train and sample in the
+    latents."""
+    if config["data.source"] not in ("digits", "alphabet"):
+        raise ValueError(f"the demo trains on the built-in digits or alphabet; data.source is "
+                         f"{config['data.source']!r}")
     seconds = _latent_stages(config, resume) if config["model.autoencoder"] else {}
     start = time.time()
     model = train(config, resume)
     trained = time.time()
-    sample(config, model)
-    evaluation = evaluate(config)
-    results = evaluation["digits"]
+    alphabet = config["data.source"] == "alphabet"
+    sample(config, model, _held_out_alphabet(config) if alphabet else None)
+    evaluation = evaluate(config, model)
     seconds.update({"DiT training": trained - start, "sampling and scoring": time.time() - trained})
-    with np.load(evaluation["samples"]) as npz:
-        floor = real_digits_frechet_distance(npz["labels"], config["data.image_size"])
     out = config["output_dir"]
     space = f"the latents of a KL-VAE ({config['model.autoencoder']})" if config["model.autoencoder"] else "pixels"
+    report = _alphabet_report if alphabet else _digits_report
     lines = [
-        f"keras-dit demo: class-conditional DiT on scikit-learn's digits, in {space}",
+        *report(config, evaluation, space),
         f"backend: {keras.backend.backend()}; " + ", ".join(f"{name} {s:.0f} s" for name, s in seconds.items())
         + f" (total {sum(seconds.values()):.0f} s)",
+        f"files: {out}/samples/grid.png, {out}/loss.png, {out}/samples/samples.npz, {out}/model.keras",
+    ]
+    with open(os.path.join(out, "report.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return evaluation["alphabet" if alphabet else "digits"]
+
+
+def _held_out_alphabet(config):
+    """``sample.num_images`` Alphabet images with parameter vectors drawn from seed ``seed + 1``: none of them is
+    in the training set (seed ``seed``), so the demo scores generalisation, not memory."""
+    from keras_dit.data import alphabet
+
+    return alphabet(config["sample.num_images"], config["data.image_size"], seed=config["seed"] + 1,
+                    batch_size=config["data.batch_size"], shuffle=False, drop_remainder=False)
+
+
+def _digits_report(config, evaluation, space):
+    results = evaluation["digits"]
+    with np.load(evaluation["samples"]) as npz:
+        floor = real_digits_frechet_distance(npz["labels"], config["data.image_size"])
+    return [
+        f"keras-dit demo: class-conditional DiT on scikit-learn's digits, in {space}",
         f"samples recognised as their class: {results['accuracy']:.1%} of {results['num_images']} "
         f"(the classifier scores {results['classifier_test_accuracy']:.1%} on held-out real digits)",
         "per class: " + ", ".join(f"{k} {v:.0%}" for k, v in results["per_class_accuracy"].items()),
         f"Frechet distance to the real digits (classifier features; lower is more like them in variety and "
         f"shape): {results['frechet_distance']:.3f}, where {results['num_images']} real digits of the same classes "
         f"score {floor:.3f} ({results['frechet_distance'] / floor:.1f}x that floor)",
-        f"files: {out}/samples/grid.png, {out}/loss.png, {out}/samples/samples.npz, {out}/model.keras",
     ]
-    with open(os.path.join(out, "report.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return results
+
+
+def _alphabet_report(config, evaluation, space):
+    scores = evaluation["alphabet"]
+    return [
+        f"keras-dit demo: DiT conditioned on the 27 Alphabet-challenge parameters, in {space}",
+        f"{scores['num_images']} samples for parameter vectors not in the training set "
+        f"({scores['training_vectors']:.0%} are), against the true renders of those vectors; baseline: the same "
+        "model with the null condition (it ignores the parameters)",
+        f"PSNR: {scores['psnr']:.2f} dB conditioned, {scores['baseline_psnr']:.2f} dB baseline "
+        f"(+{scores['psnr_margin']:.2f} dB)",
+        f"background colour (border median) within {scores['tolerance']:.0f}/255 on every channel: "
+        f"{scores['background_accuracy']:.1%} conditioned, {scores['baseline_background_accuracy']:.1%} baseline "
+        f"(mean worst-channel error {scores['background_error']:.1f} vs {scores['baseline_background_error']:.1f})",
+        f"grids: {config['output_dir']}/samples/grid.png (conditioned), {config['output_dir']}/samples/baseline.png",
+    ]
 
 
 def train_vae(config, resume=False):

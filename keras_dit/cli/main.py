@@ -10,7 +10,7 @@ from keras_dit.cli.config import load_config, presets, schema_help
 # subcommand -> (config sections it reads, default config, summary)
 COMMANDS = {
     "demo": (("data", "model", "objective", "discrete", "repa", "train", "sample"), "digits",
-             "train a class-conditional DiT on the built-in digits, sample every class, report the accuracy"),
+             "train a conditional DiT on the built-in digits or alphabet, sample it, report its scores"),
     "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
     "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),
     "cache-latents": (("data", "vae", "train"), None, "encode the data set once with the VAE into a latent cache"),
@@ -19,7 +19,7 @@ COMMANDS = {
     "sample": (("sample", "data", "model", "discrete"), None,
                "generate images: grid.png, images/*.png and samples.npz"),
     "evaluate": (("evaluate", "sample", "data"), None,
-                 "score samples: digits class accuracy, FID against real images"),
+                 "score samples: digits class accuracy, alphabet PSNR and background accuracy, FID"),
     "convert": (("convert",), None, "convert a diffusers folder or reference DiT checkpoint to .keras"),
 }
 RESUMABLE = ("demo", "train", "train-vae")
