@@ -93,6 +93,7 @@ class BatchedDataset(EpochOrder, keras.utils.PyDataset):
                  use_multiprocessing=False, max_queue_size=10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         check_int("batch_size", batch_size)
+        check_int("workers", workers)
         if drop_remainder and num_examples < batch_size:
             raise ValueError(
                 f"batch_size {batch_size} is larger than the data set ({num_examples} examples), so "
