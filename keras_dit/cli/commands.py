@@ -157,11 +157,12 @@ def _resume(checkpoint, fresh, config):
 
 
 def _fit(model, data, config, epochs_key, callbacks, checkpoint):
-    """``model.fit`` on ``data`` (a data set with ``set_epoch``) up to epoch ``config[epochs_key]``, from the model's optimizer
-    step (0 for a new run, the checkpoint's for a resumed one), as the uninterrupted run would: at a step in the
-    middle of an epoch, first the rest of that epoch (``SkipBatches``, the same order), then the next epochs.
-    The callbacks' end-of-run work waits for the last part (``run_goes_on``). Of the epoch resumed in its middle,
-    ``log.csv`` holds the mean loss of the steps after the resume."""
+    """``model.fit`` on ``data`` (a data set with ``set_epoch``) up to epoch ``config[epochs_key]``, from the model's
+    optimizer step (0 for a new run, the checkpoint's for a resumed one), as the uninterrupted run would: at a step
+    in the middle of an epoch, first the rest of that epoch (``SkipBatches``, the same order), then the next epochs.
+    The callbacks' end-of-run work waits for the last part (``run_goes_on``). The log row of the epoch resumed in its
+    middle averages all its batches (``AtomicCheckpoint``); its TensorBoard and progress-bar values only those run
+    after the resume."""
     steps, epochs = len(data), config[epochs_key]
     epoch, skip = divmod(int(keras.ops.convert_to_numpy(model.optimizer.iterations)), steps)
     if epoch or skip:

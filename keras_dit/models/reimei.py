@@ -222,8 +222,8 @@ class ReiMei(ConditionedBackbone):
         **kwargs,
     ):
         check_sizes(input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
-                    num_heads=num_heads, num_mixer_layers=(num_mixer_layers, 0), num_double_layers=(num_double_layers, 0),
-                    num_single_layers=num_single_layers)
+                    num_heads=num_heads, num_mixer_layers=(num_mixer_layers, 0),
+                    num_double_layers=(num_double_layers, 0), num_single_layers=num_single_layers)
         for ratio in _mlp_ratios(mlp_ratio, 2):  # a number, or the (first, last) pair
             check_positive("mlp_ratio", ratio)
         check_divisible("input_size", input_size, "patch_size", patch_size)
