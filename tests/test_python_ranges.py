@@ -82,7 +82,6 @@ CASES = [
      "num_heads must be an integer >= 1, got 0"),
     (kd.conditioning.ParameterConditioner, {"num_parameters": 2, "hidden_size": 8, "mlp_ratio": -1.0},
      "mlp_ratio must be a positive number, got -1.0"),
-    (repa, {"block": -1}, "REPA block must be an integer >= 0, got -1"),
     (repa, {"projector_hidden_size": 0}, "REPA projector_hidden_size must be an integer >= 1, got 0"),
     (kd.losses.VGGPerceptualLoss, {"weights": None, "layers": ("block1_conv2",), "layer_weights": [-1.0]},
      "layer_weights entry must be a number >= 0, got -1.0"),

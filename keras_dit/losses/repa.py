@@ -47,7 +47,7 @@ class REPA(keras.layers.Layer):
             )
         self.encoder = encoder
         self.encoder.trainable = False
-        self.block = check_int("REPA block", block, minimum=0, hint="the index of a transformer block")
+        self.block = block  # an index or a layer name, checked against the backbone in ``attach``
         self.weight = check_nonnegative("REPA weight", weight)
         self.projector_hidden_size = check_int("REPA projector_hidden_size", projector_hidden_size)
         width = int(encoder.output.shape[-1])
