@@ -4,10 +4,12 @@ Grokfast amplifies the slow-varying component of the gradients: it keeps an expo
 each gradient and steps along ``g + lambda * ema`` instead of ``g``, which speeds up generalisation ("grokking").
 """
 
+import numbers
+
 import keras
 from keras import ops
 
-from keras_dit.validation import check_nonnegative, check_range
+from keras_dit.validation import check_nonnegative, check_positive, check_range
 
 
 def ema_decay(step, momentum):
@@ -31,8 +33,17 @@ class AdamW(keras.optimizers.AdamW):
     >>> model.compile(optimizer=kd.optimizers.AdamW(1e-4, use_ema=True, ema_momentum=0.9999))
     """
 
-    def __init__(self, *args, ema_warmup=True, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, learning_rate=0.001, *args, ema_warmup=True, **kwargs):
+        if isinstance(learning_rate, numbers.Real):  # a schedule is the caller's to check
+            check_positive("learning_rate", learning_rate)
+        if kwargs.get("weight_decay") is not None:
+            check_nonnegative("weight_decay", kwargs["weight_decay"])
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            check_positive(name, kwargs.get(name), allow_none=True)
+        if kwargs.get("use_ema"):
+            check_range("ema_momentum", kwargs.get("ema_momentum", 0.99), 0, 1, "[)",
+                        hint="the EMA's decay; 1 would never move it")
+        super().__init__(learning_rate, *args, **kwargs)
         self.ema_warmup = bool(ema_warmup)
 
     def _update_model_variables_moving_average(self, trainable_variables):

@@ -3,8 +3,10 @@ log written alongside, a labelled sample grid every N epochs and at the end, the
 matplotlib needed), and Ctrl-C that stops training on every backend.
 """
 
+import contextlib
 import csv
 import glob
+import json
 import os
 import signal
 import tempfile
@@ -13,6 +15,8 @@ import threading
 import keras
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from keras_dit.validation import check_int
 
 
 def _atomic_write(path, write, suffix):
@@ -41,9 +45,10 @@ def atomic_save(model, path):
 
 
 def remove_stale_temporaries(folder):
-    """Delete the ``.tmp-*.keras`` files that ``atomic_save`` left in ``folder`` when a process was killed while
-    writing; returns their paths. Call it only when no other process writes checkpoints there."""
-    stale = glob.glob(os.path.join(os.fspath(folder), ".tmp-*.keras"))
+    """Delete the ``.tmp-*`` files (checkpoint, log) that ``_atomic_write`` left in ``folder`` when a process was
+    killed while writing; returns their paths. Call it only when no other process writes checkpoints there."""
+    stale = [path for suffix in (".keras", ".csv", ".json")
+             for path in glob.glob(os.path.join(os.fspath(folder), f".tmp-*{suffix}"))]
     for path in stale:
         os.remove(path)
     return stale
@@ -62,6 +67,18 @@ def _write_csv(path, rows):
     _atomic_write(path, write, ".csv")
 
 
+def _write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(value, f)
+
+
+def _read_json(path):
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def _read_csv(path):
     if not os.path.isfile(path):
         return []
@@ -70,45 +87,87 @@ def _read_csv(path):
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves the whole model (weights, optimizer and EMA state, seed states) every ``every`` epochs and at the
-    end of training, with ``atomic_save``. ``optimizer.iterations`` in the file tells a resumed run its epoch.
+    """Saves the whole model (weights, optimizer and EMA state, seed states) every ``every`` epochs, with
+    ``every_steps``: also every that many optimizer steps (mid-epoch too), and at the end of training, with
+    ``atomic_save``. ``optimizer.iterations`` in the file tells a resumed run its epoch and batch.
 
-    With ``log`` (a CSV path), the per-epoch logs are written there (``CSVLogger``'s format) together with each
-    checkpoint, just before it, so the log always agrees with the checkpoint: a killed run loses the rows of the
-    epochs it loses, and a resumed run first drops the rows of the epochs it redoes (no duplicates).
+    With ``log`` (a CSV path), the per-epoch logs of the finished epochs are written there (``CSVLogger``'s format)
+    together with each checkpoint, just before it, so the log always agrees with the checkpoint: a killed run
+    loses the rows of the epochs it loses, and a resumed run first drops the rows of the epochs it redoes (no
+    duplicates). A mid-epoch checkpoint also writes the running means of its unfinished epoch (``<log>.partial.json``,
+    with its step), so the row of an epoch resumed in its middle averages all its batches, as an uninterrupted run's
+    (each batch weighted alike: exact when they have one size, as with ``drop_remainder``). ``steps_per_epoch``
+    (default: ``fit``'s steps) converts steps to epochs; give it when ``fit`` runs on the rest of an epoch only (a
+    mid-epoch resume, see ``run_goes_on``).
     """
 
-    def __init__(self, path, every=1, log=None):
+    def __init__(self, path, every=1, log=None, every_steps=0, steps_per_epoch=None):
         super().__init__()
         self.path = os.fspath(path)
         self.every = max(int(every), 1)
+        self.every_steps = check_int("every_steps", every_steps, minimum=0)
         self.log = None if log is None else os.fspath(log)
-        self._pending = False  # an epoch finished since the last save
+        self.partial = None if log is None else os.path.splitext(self.log)[0] + ".partial.json"
+        self.steps_per_epoch = steps_per_epoch
+        self._pending = False  # trained since the last save
+        self._due = False  # a step checkpoint fell on the epoch's last batch: the epoch end writes it, with the row
         self._rows = []
+        self._step = self._epoch_start = 0
+        self._before = None  # (batches, mean logs) of the resumed epoch before the resume
 
     def on_train_begin(self, logs=None):
-        if self.log is None:
-            return
-        steps = (self.params or {}).get("steps") or 1
-        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) // steps
-        self._rows = [row for row in _read_csv(self.log) if int(row["epoch"]) < done]
+        # Steps are counted from here on: reading ``iterations`` at every batch would sync JAX's state each step.
+        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.log is not None:
+            done, batches = divmod(self._step, self.steps_per_epoch or (self.params or {}).get("steps") or 1)
+            # the rows of this process's previous fit (a run made of several fits), else those on disk
+            self._rows = [row for row in (self._rows or _read_csv(self.log)) if int(row["epoch"]) < done]
+            partial = _read_json(self.partial) if batches and self._before is None else {}
+            if partial.get("step") == self._step:
+                self._before = batches, partial["logs"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        before, self._step = self._step, self._epoch_start + batch + 1
+        self._pending = True
+        if self.every_steps and self._step // self.every_steps > before // self.every_steps:
+            if batch + 1 == (self.params or {}).get("steps"):
+                self._due = True
+            else:
+                self._save(partial=self._epoch_logs(batch + 1, logs))
 
     def on_epoch_end(self, epoch, logs=None):
         if self.log is not None:
-            self._rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
-        self._pending = (epoch + 1) % self.every != 0
-        if not self._pending:
+            self._rows.append({"epoch": epoch, **self._epoch_logs((self.params or {}).get("steps") or 1, logs)})
+        self._before = None
+        if (epoch + 1) % self.every == 0 or self._due:
             self._save()
+
+    def _epoch_logs(self, batches, logs):
+        """The mean logs of the epoch so far: ``fit``'s means over its ``batches`` batches of it, with those saved for
+        the batches before the resume in an epoch resumed in its middle."""
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        if self._before is None:
+            return logs
+        done, before = self._before
+        return {k: (done * before[k] + batches * v) / (done + batches) if k in before else v for k, v in logs.items()}
 
     def on_train_end(self, logs=None):
         if self._pending:
             self._save()
-            self._pending = False
 
-    def _save(self):
+    def _save(self, partial=None):
+        """Write the log, then the model; ``partial``: the mean logs of the unfinished epoch, written first."""
+        if self.log is not None and partial is not None:
+            _atomic_write(self.partial, lambda tmp: _write_json(tmp, {"step": self._step, "logs": partial}), ".json")
         if self.log is not None:
             _write_csv(self.log, self._rows)
-        atomic_save(self.model, self.path)
+        atomic_save(self.model, self.path)  # ``self.model`` syncs JAX's training state into the variables first
+        if partial is None and self.partial is not None and os.path.exists(self.partial):
+            os.remove(self.partial)  # an epoch-end checkpoint: no unfinished epoch
+        self._pending = self._due = False
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
@@ -116,8 +175,7 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     Keras on JAX can swallow a ``KeyboardInterrupt`` raised while it waits for a step's loss and train on, so
     during ``fit`` SIGINT only sets a flag here, and the next batch end raises. A second Ctrl-C raises at once.
-    The checkpoint of the last finished epoch stays as it was (nothing is saved for the unfinished epoch), so the
-    run can resume from it. Installed from the main thread only (elsewhere Python cannot take signals).
+    The last checkpoint stays as it was (nothing is saved for the interrupted step), so the run can resume from it. Installed from the main thread only (elsewhere Python cannot take signals).
     """
 
     def __init__(self):
@@ -289,3 +347,22 @@ class LossCurve(keras.callbacks.Callback):
             epochs, losses = read_csv_log(self.csv_path)
             if losses:
                 plot_loss_curve(epochs, losses, self.path)
+
+
+@contextlib.contextmanager
+def run_goes_on(callbacks):
+    """Within it, the end-of-run work of this module's callbacks in ``callbacks`` waits (the final checkpoint, grid
+    and loss curve of ``on_train_end``): for a ``fit`` that another ``fit`` call continues, such as the rest of the
+    epoch a run resumes in the middle of. Their ``on_train_end`` is shadowed by a no-op for the duration."""
+    deferred = [c for c in callbacks if isinstance(c, (AtomicCheckpoint, SampleGrid, LossCurve))]
+    for callback in deferred:
+        callback.on_train_end = _wait
+    try:
+        yield
+    finally:
+        for callback in deferred:
+            del callback.on_train_end
+
+
+def _wait(logs=None):
+    """Stands in for ``on_train_end`` within ``run_goes_on``."""

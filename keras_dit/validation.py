@@ -33,6 +33,14 @@ def check_int(name, value, minimum=1, maximum=None, hint=None):
     return int(value)
 
 
+def check_sizes(**sizes):
+    """Each keyword through ``check_int``: an integer >= 1, or >= ``minimum`` when given as ``(value, minimum)``
+    (``depth=depth, num_mixer_layers=(n, 0)``); returns nothing."""
+    for name, value in sizes.items():
+        value, minimum = value if isinstance(value, tuple) else (value, 1)
+        check_int(name, value, minimum)
+
+
 def check_positive(name, value, allow_none=False, hint=None):
     """``value`` as a ``float`` if it is a finite number > 0 (or ``None`` when ``allow_none``)."""
     if value is None and allow_none:

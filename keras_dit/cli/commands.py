@@ -1,5 +1,6 @@
 """The ``keras-dit`` subcommands, each a function of the validated config (and ``resume`` for training)."""
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -13,10 +14,12 @@ from PIL import Image
 
 from keras_dit.cli import builders
 from keras_dit.cli.config import load_config, to_yaml
+from keras_dit.data.dataset import SkipBatches
 from keras_dit.optimizers import GradientFilterEMA
 from keras_dit.tasks import NaNLossGuard
 from keras_dit.training_callbacks import (
     AtomicCheckpoint, LossCurve, SampleGrid, StopOnInterrupt, atomic_save, image_grid, remove_stale_temporaries,
+    run_goes_on,
 )
 
 # Keys a resumed run may not change: they decide the steps per epoch and the data order (the epoch count of the
@@ -52,12 +55,14 @@ def check_writable(folder, key):
                          f"{key} (--set {key}=...)") from None
 
 
-def _training_callbacks(config, checkpoint, grid=None, log="log.csv", curve="loss.png", tensorboard=True):
+def _training_callbacks(config, checkpoint, steps_per_epoch, grid=None, log="log.csv", curve="loss.png",
+                        tensorboard=True):
     """Checkpoint with its CSV log, Ctrl-C handling, NaN stop, TensorBoard, the sample grid, the loss curve."""
     out = config["output_dir"]
     log = os.path.join(out, log)
     callbacks = [NaNLossGuard(NAN_ADVICE), StopOnInterrupt(),
-                 AtomicCheckpoint(checkpoint, config["train.checkpoint_every"], log=log)]
+                 AtomicCheckpoint(checkpoint, config["train.checkpoint_every"], log=log,
+                                  every_steps=config["train.checkpoint_every_steps"], steps_per_epoch=steps_per_epoch)]
     if config["train.tensorboard"] and tensorboard:
         if all(importlib.util.find_spec(package) for package in ("tensorflow", "tensorboard")):
             callbacks.append(keras.callbacks.TensorBoard(os.path.join(out, "tensorboard")))
@@ -143,15 +148,37 @@ def _yaml_value(value):
     return to_yaml({"v": value}).split(":", 1)[1].strip()
 
 
-def _resume(checkpoint, fresh, config, dataset):
-    """Load ``checkpoint`` for a resumed run: (model, initial epoch), after ``_check_resumable``. Its epoch is its
-    optimizer step count divided by the steps per epoch; the data set is moved to that epoch's order."""
+def _resume(checkpoint, fresh, config):
+    """Load ``checkpoint`` for a resumed run, after ``_check_resumable``."""
     loaded = builders.load_diffusion_model(checkpoint)
     builders.check_same_model(loaded, fresh, checkpoint)
     _check_resumable(config, loaded.optimizer, fresh.optimizer)
-    initial_epoch = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) // len(dataset)
-    dataset.set_epoch(initial_epoch)
-    return loaded, initial_epoch
+    return loaded
+
+
+def _fit(model, data, config, epochs_key, callbacks, checkpoint):
+    """``model.fit`` on ``data`` (a data set with ``set_epoch``) up to epoch ``config[epochs_key]``, from the model's
+    optimizer step (0 for a new run, the checkpoint's for a resumed one), as the uninterrupted run would: at a step
+    in the middle of an epoch, first the rest of that epoch (``SkipBatches``, the same order), then the next epochs.
+    The callbacks' end-of-run work waits for the last part (``run_goes_on``). The log row of the epoch resumed in its
+    middle averages all its batches (``AtomicCheckpoint``); its TensorBoard and progress-bar values only those run
+    after the resume."""
+    steps, epochs = len(data), config[epochs_key]
+    epoch, skip = divmod(int(keras.ops.convert_to_numpy(model.optimizer.iterations)), steps)
+    if epoch or skip:
+        _say(f"resuming {checkpoint} at epoch {epoch + 1}" + (f", batch {skip + 1} of {steps}" if skip else ""))
+    if epoch >= epochs:
+        _say(f"{checkpoint} has already trained {epoch} of {epochs_key}={epochs} epochs")
+        return
+    kwargs = dict(shuffle=False, verbose=config["train.verbose"], callbacks=callbacks)
+    if skip:
+        data.set_epoch(epoch)
+        with run_goes_on(callbacks) if epoch + 1 < epochs else contextlib.nullcontext():
+            model.fit(SkipBatches(data, skip), epochs=epoch + 1, initial_epoch=epoch, **kwargs)
+        epoch += 1
+    if epoch < epochs:
+        data.set_epoch(epoch)
+        model.fit(data, epochs=epochs, initial_epoch=epoch, **kwargs)
 
 
 def _training_data(config):
@@ -225,10 +252,8 @@ def train(config, resume=False):
     sampler = builders.build_sampler(config, model.objective)  # a sampler unfit for the objective fails here
     conditions, captions, _, _ = sample_conditions({**config, "sample.per_class": 1},
                                                    model.backbone.condition_embedding, dataset)
-    initial_epoch = 0
     if resume:
-        model, initial_epoch = _resume(checkpoint, model, config, data)
-        _say(f"resuming {checkpoint} at epoch {initial_epoch + 1}")
+        model = _resume(checkpoint, model, config)
     _start_run(config)
     grid = None
     if config["train.sample_every"] > 0:
@@ -236,11 +261,8 @@ def train(config, resume=False):
                           every=config["train.sample_every"], num_images=len(captions),
                           num_steps=config["sample.num_steps"], sampler=sampler,
                           **({} if conditions is None else _guidance(config)))
-    if initial_epoch >= config["train.epochs"]:
-        _say(f"{checkpoint} has already trained {initial_epoch} of train.epochs={config['train.epochs']} epochs")
-        return model
-    model.fit(data, epochs=config["train.epochs"], initial_epoch=initial_epoch, shuffle=False,
-              verbose=config["train.verbose"], callbacks=_training_callbacks(config, checkpoint, grid))
+    _fit(model, data, config, "train.epochs", _training_callbacks(config, checkpoint, len(data), grid),
+         checkpoint)
     _say(f"wrote {checkpoint}, log.csv and loss.png in {config['output_dir']}")
     return model
 
@@ -461,19 +483,16 @@ def train_vae(config, resume=False):
     perceptual = VGGPerceptualLoss(weights=config["vae.perceptual_weights"]) if weight else None
     trainer = VAETrainer(vae, perceptual_weight=weight, kl_weight=config["vae.kl_weight"], perceptual=perceptual)
     trainer.compile(optimizer=keras.optimizers.Adam(config["vae.learning_rate"]))
-    initial_epoch = 0
     if resume:
         trainer = builders.load_checkpoint(state)
         if not isinstance(trainer, VAETrainer):
             raise ValueError(f"{state!r} holds a {type(trainer).__name__}, not a VAETrainer")
         _check_resumable(config, trainer.optimizer, keras.optimizers.Adam(config["vae.learning_rate"]),
                          fixed=RESUME_FIXED[:4], applied={"vae.learning_rate": "learning_rate"})
-        initial_epoch = int(keras.ops.convert_to_numpy(trainer.optimizer.iterations)) // len(dataset)
     _start_run(config)
-    trainer.fit(dataset, epochs=config["vae.epochs"], initial_epoch=initial_epoch, shuffle=False,
-                verbose=config["train.verbose"],
-                callbacks=_training_callbacks(config, state, log="vae_log.csv", curve="vae_loss.png",
-                                              tensorboard=False))
+    _fit(trainer, dataset, config, "vae.epochs",
+         _training_callbacks(config, state, len(dataset), log="vae_log.csv", curve="vae_loss.png", tensorboard=False),
+         state)
     atomic_save(trainer.vae, path)
     _say(f"wrote {path}")
     return trainer.vae

@@ -147,6 +147,8 @@ SCHEMA = {
     "train.grokfast": _o(None, "grokfast", "Grokfast gradient filter, {alpha: 0.98, lamb: 2.0} (null: off)",
                          nullable=True),
     "train.checkpoint_every": _o(1, "int", "write <output_dir>/model.keras every N epochs (atomically)", range=">= 1"),
+    "train.checkpoint_every_steps": _o(0, "int", "also write model.keras every N optimizer steps, mid-epoch too, so "
+                                                 "a killed run resumes at that step (0: off)", range=">= 0"),
     "train.sample_every": _o(5, "int", "write a labelled sample grid every N epochs (0: never)", range=">= 0"),
     "train.tensorboard": _o(True, "bool", "TensorBoard logs in <output_dir>/tensorboard (needs the tensorflow and "
                                           "tensorboard packages; skipped with a note without them)"),

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from keras_dit.backend import concrete_value
+from keras_dit.validation import check_int
 
 
 class Conditioner(keras.layers.Layer):
@@ -44,6 +45,7 @@ class Conditioner(keras.layers.Layer):
 
     def __init__(self, hidden_size, dropout_prob=0.1, seed=None, **kwargs):
         super().__init__(**kwargs)
+        check_int("hidden_size", hidden_size)
         if not 0.0 <= dropout_prob < 1.0:
             raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}.")
         self.hidden_size = hidden_size

@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_dit.conditioning.base import Conditioner
 from keras_dit.layers.mlp import Mlp
+from keras_dit.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -37,6 +38,7 @@ class ParameterConditioner(Conditioner):
         if parameter_names is not None and len(parameter_names) != num_parameters:
             raise ValueError(f"parameter_names has {len(parameter_names)} names but num_parameters={num_parameters}; "
                              "give one per parameter.")
+        check_positive("mlp_ratio", mlp_ratio)
         self.num_parameters = num_parameters
         self.parameter_names = None if parameter_names is None else [str(name) for name in parameter_names]
         self.mlp_ratio = mlp_ratio

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_dit.conditioning.base import Conditioner, split_prompt
 from keras_dit.layers.transformer_block import TransformerBlock
+from keras_dit.validation import check_positive, check_sizes
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -49,6 +50,8 @@ class TagConditioner(Conditioner):
         duplicates = sorted({tag for tag in vocabulary if vocabulary.count(tag) > 1})
         if duplicates:
             raise ValueError(f"Duplicate tags in the vocabulary: {duplicates}; each tag must appear once.")
+        check_sizes(num_layers=(num_layers, 0), num_heads=num_heads)
+        check_positive("mlp_ratio", mlp_ratio)
         max_tags = min(len(vocabulary), 32) if max_tags is None else max_tags
         if not 1 <= max_tags <= len(vocabulary):
             raise ValueError(f"max_tags must be in [1, {len(vocabulary)}] (the vocabulary size), got {max_tags}.")

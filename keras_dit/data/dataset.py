@@ -44,6 +44,34 @@ class EpochOrder:
         self.set_epoch(self.epoch + 1)
 
 
+class SkipBatches(keras.utils.PyDataset):
+    """The batches of ``dataset`` (a ``PyDataset``) from batch ``skip`` on, in its current epoch's order: the rest
+    of the epoch that a run resumes in the middle of (``fit`` on it, then on ``dataset`` for the next epochs).
+    The epoch hooks are ``dataset``'s own, so its epoch counter advances as if ``fit`` ran on it.
+    """
+
+    def __init__(self, dataset, skip):
+        super().__init__(workers=dataset.workers, use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset = dataset
+        self.skip = check_int("skip", skip, minimum=0, maximum=len(dataset) - 1,
+                              hint=f"the data set has {len(dataset)} batches")
+
+    def __len__(self):
+        return len(self.dataset) - self.skip
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
+        return self.dataset[index + self.skip]
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
 class BatchedDataset(EpochOrder, keras.utils.PyDataset):
     """Base class: batching, the seeded per-epoch order (``EpochOrder``) and the ``as_numpy`` helper.
 
@@ -65,6 +93,7 @@ class BatchedDataset(EpochOrder, keras.utils.PyDataset):
                  use_multiprocessing=False, max_queue_size=10):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size)
         check_int("batch_size", batch_size)
+        check_int("workers", workers)
         if drop_remainder and num_examples < batch_size:
             raise ValueError(
                 f"batch_size {batch_size} is larger than the data set ({num_examples} examples), so "

@@ -8,7 +8,7 @@ import numpy as np
 from keras_dit.data import annotations
 from keras_dit.data.dataset import CONDITION_KINDS, BatchedDataset
 from keras_dit.data.images import DECODE_ERRORS, IMAGE_EXTENSIONS, load_image
-from keras_dit.validation import check_choice
+from keras_dit.validation import check_choice, check_int
 
 
 def list_images(directory):
@@ -92,6 +92,7 @@ class ImageFolder(BatchedDataset):
         if condition not in CONDITION_KINDS:
             raise ValueError(f"condition must be one of {CONDITION_KINDS}, got {condition!r}.")
         check_choice("crop", crop, ("center", "random"))
+        check_int("min_tag_count", min_tag_count)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}.")
         size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)

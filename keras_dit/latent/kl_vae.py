@@ -19,6 +19,7 @@ from keras_dit.layers.resnet_block import ResnetBlock, conv, group_norm
 from keras_dit.layers.spatial_attention import SpatialSelfAttention
 from keras_dit.losses.kl import gaussian_kl
 from keras_dit.models.backbone import Backbone
+from keras_dit.validation import check_int, check_sizes
 
 _EPS = 1e-6  # GroupNorm epsilon of every norm in the SD VAE
 
@@ -124,7 +125,11 @@ class KLVAE(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        channel_multipliers = tuple(int(m) for m in channel_multipliers)
+        check_sizes(in_channels=in_channels, base_channels=base_channels, num_res_blocks=num_res_blocks,
+                    latent_channels=latent_channels, norm_groups=norm_groups)
+        if out_channels is not None:
+            check_int("out_channels", out_channels)
+        channel_multipliers = tuple(check_int("channel_multipliers entry", m) for m in channel_multipliers)
         widths = [base_channels * m for m in channel_multipliers]
         bad = [w for w in widths if w % norm_groups]
         if not channel_multipliers or bad:

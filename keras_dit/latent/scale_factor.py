@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_dit.data.images import check_image_range
 from keras_dit.latent.latent_cache import encode_dataset
+from keras_dit.validation import check_int
 
 
 def _first_images(dataset):
@@ -38,6 +39,9 @@ def compute_scale_factor(vae, dataset, per_channel=False, shift=False, sample=Fa
     Returns:
         The scale factor: a float, or a list of floats (one per channel) with ``per_channel``.
     """
+    check_int("batch_size", batch_size)
+    if max_batches is not None:
+        check_int("max_batches", max_batches, hint="None reads the whole data set")
     images = _first_images(dataset)
     if images is not None:
         check_image_range(images, "compute_scale_factor's images")

@@ -6,7 +6,7 @@ from keras import ops
 from keras_dit.losses.kl import gaussian_kl
 from keras_dit.latent.kl_vae import KLVAE
 from keras_dit.ema import ema_weights, training_weights_kept
-from keras_dit.validation import check_choice
+from keras_dit.validation import check_choice, check_nonnegative
 
 
 def psnr(images, reconstructions):
@@ -60,6 +60,8 @@ class VAETrainer(keras.Model):
         if not isinstance(vae, KLVAE):
             raise ValueError(f"VAETrainer trains a kd.models.KLVAE, got {type(vae).__name__}.")
         check_choice("reconstruction", reconstruction, ("l1", "l2"))
+        perceptual_weight = check_nonnegative("perceptual_weight", perceptual_weight)
+        kl_weight = check_nonnegative("kl_weight", kl_weight)
         if perceptual_weight and perceptual is None:
             raise ValueError(
                 f"perceptual_weight={perceptual_weight} needs a perceptual loss: pass "

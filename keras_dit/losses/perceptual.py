@@ -5,6 +5,8 @@ import os
 import keras
 from keras import ops
 
+from keras_dit.validation import check_nonnegative
+
 # relu1_2, relu2_2, relu3_4, relu4_4, relu5_4: the last activation of each VGG19 block (as LPIPS uses VGG16's)
 DEFAULT_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4", "block5_conv4")
 # ImageNet channel means on the 0-255 scale, BGR order: keras.applications' "caffe" preprocessing
@@ -73,7 +75,8 @@ class VGGPerceptualLoss(keras.layers.Layer):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         layers = tuple(layers)
-        layer_weights = tuple(float(w) for w in (layer_weights if layer_weights is not None else [1.0] * len(layers)))
+        layer_weights = tuple(check_nonnegative("VGGPerceptualLoss layer_weights entry", w)
+                              for w in (layer_weights if layer_weights is not None else [1.0] * len(layers)))
         if not layers or len(layer_weights) != len(layers):
             raise ValueError(
                 f"VGGPerceptualLoss needs one weight per layer: got {len(layers)} layers {layers} and "

@@ -18,7 +18,7 @@ import keras
 from keras import ops
 
 from keras_dit.diffusion.objective import cosine_similarity
-from keras_dit.validation import check_nonnegative
+from keras_dit.validation import check_int, check_nonnegative
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
@@ -47,9 +47,9 @@ class REPA(keras.layers.Layer):
             )
         self.encoder = encoder
         self.encoder.trainable = False
-        self.block = block
+        self.block = block  # an index or a layer name, checked against the backbone in ``attach``
         self.weight = check_nonnegative("REPA weight", weight)
-        self.projector_hidden_size = projector_hidden_size
+        self.projector_hidden_size = check_int("REPA projector_hidden_size", projector_hidden_size)
         width = int(encoder.output.shape[-1])
         self.projector = keras.Sequential([
             keras.layers.Dense(projector_hidden_size, activation="silu", name="fc1"),

@@ -131,6 +131,7 @@ class CategoricalBackbone(Backbone):
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
         num_states = check_int("num_states", num_states, 2)
+        check_int("in_channels", in_channels)
         check_choice("parameterization", parameterization, PARAMETERIZATIONS)
         check_choice("input_encoding", input_encoding, INPUT_ENCODINGS)
         if getattr(backbone, "learn_sigma", False):

@@ -14,7 +14,7 @@ from keras_dit.layers.position_embedding import SinCosPositionEmbedding
 from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
-from keras_dit.validation import check_divisible
+from keras_dit.validation import check_divisible, check_positive, check_sizes
 
 # The paper's 12 configurations: (depth, hidden_size, num_heads) per size, times patch sizes 2, 4, 8. Like the
 # reference, presets are ImageNet-256 latent models: 32 x 32 x 4 inputs, 1000 classes, learned sigma.
@@ -101,6 +101,9 @@ class DiT(ConditionedBackbone):
         rope=False,
         **kwargs,
     ):
+        check_sizes(input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
+                    depth=depth, num_heads=num_heads)
+        check_positive("mlp_ratio", mlp_ratio)
         check_divisible("input_size", input_size, "patch_size", patch_size,
                         hint=f"use an input size that is a multiple of {patch_size}, or another patch size")
         out_channels = 2 * in_channels if learn_sigma else in_channels

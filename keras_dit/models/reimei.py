@@ -20,7 +20,7 @@ from keras_dit.layers.remat import remat_call
 from keras_dit.layers.rope import grid_positions, rope_tables
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
-from keras_dit.validation import check_divisible, check_int
+from keras_dit.validation import check_divisible, check_int, check_positive, check_sizes
 
 _COMMON = dict(num_mixer_layers=2, mlp_ratio=(2.0, 4.0), capacity_factor=2.0, shared_experts=1)
 REIMEI_PRESETS = {
@@ -221,6 +221,11 @@ class ReiMei(ConditionedBackbone):
         remat=False,
         **kwargs,
     ):
+        check_sizes(input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
+                    num_heads=num_heads, num_mixer_layers=(num_mixer_layers, 0),
+                    num_double_layers=(num_double_layers, 0), num_single_layers=num_single_layers)
+        for ratio in _mlp_ratios(mlp_ratio, 2):  # a number, or the (first, last) pair
+            check_positive("mlp_ratio", ratio)
         check_divisible("input_size", input_size, "patch_size", patch_size)
         grid = input_size // patch_size
         trunk = ReiMeiTransformer(

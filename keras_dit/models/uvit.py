@@ -15,7 +15,7 @@ from keras_dit.layers.remat import remat_scope
 from keras_dit.layers.timestep_embedding import TimestepEmbedding
 from keras_dit.layers.transformer_block import TransformerBlock
 from keras_dit.models.conditioned_backbone import ConditionedBackbone, image_inputs, make_conditioner
-from keras_dit.validation import check_divisible
+from keras_dit.validation import check_divisible, check_positive, check_sizes
 
 # The paper's Table 1 sizes: (depth, hidden_size, num_heads), MLP ratio 4; each preset is a data set the paper
 # trains that size on: CIFAR-10 pixels (S/2), ImageNet 64 pixels (M/4), ImageNet 256 latents (L/2, H/2).
@@ -89,6 +89,9 @@ class UViT(ConditionedBackbone):
         rope=False,
         **kwargs,
     ):
+        check_sizes(input_size=input_size, patch_size=patch_size, in_channels=in_channels, hidden_size=hidden_size,
+                    depth=depth, num_heads=num_heads)
+        check_positive("mlp_ratio", mlp_ratio)
         check_divisible("input_size", input_size, "patch_size", patch_size)
         if depth % 2 != 1:
             raise ValueError(f"U-ViT depth must be odd (n shallow + 1 middle + n deep blocks), got {depth}.")

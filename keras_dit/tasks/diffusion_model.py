@@ -22,6 +22,7 @@ from keras_dit.diffusion.samplers import default_sampler, get_sampler, step_coef
 from keras_dit.diffusion.samplers.base import make_seed_generator
 from keras_dit.distribution import scale_loss_for_replicas
 from keras_dit.ema import ema_weights, training_weights_kept
+from keras_dit.validation import check_nonnegative, check_range
 
 
 def _unpack(data):
@@ -152,6 +153,7 @@ class DiffusionModel(keras.Model):
         self.latent_factors()  # checks the factors now, not at the first batch
         self.cfg_dropout = cfg_dropout
         if cfg_dropout is not None:
+            check_range("cfg_dropout", cfg_dropout, 0, 1, "[)", hint="0 turns classifier-free guidance off")
             self._set_condition_dropout(cfg_dropout)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -404,6 +406,7 @@ class DiffusionModel(keras.Model):
         """
         sampler = get_sampler(default_sampler(self.objective) if sampler is None else sampler, self.objective)
         interval = check_guidance_interval(guidance_interval)
+        check_nonnegative("guidance_scale", guidance_scale, hint="1 is no guidance, 0 the unconditional model")
         cond, uncond, batch = self._sampling_conditions(condition, negative_condition, guidance_scale, num_images)
         shape = (batch, *self.backbone.input["x"].shape[1:])
         noise_seed, sampler_seed = (None, None) if seed is None else (int(seed), int(seed) + 1)

@@ -65,6 +65,28 @@ def test_resume_when_checkpoint_every_does_not_divide_the_epochs(straight, tmp_p
     assert_same_run(out, straight)
 
 
+def test_resume_in_the_middle_of_an_epoch(straight, tmp_path, monkeypatch):
+    """checkpoint_every_steps=3 with 2 steps per epoch: killed before step 4, after the step-3 checkpoint (the first
+    batch of epoch 2), --resume trains epoch 2's second batch, then epochs 3 and 4: weights and EMA equal the
+    uninterrupted run's (on JAX the mid-epoch save holds step 3's state, not the epoch start's), one log row per
+    epoch. Before: checkpoints only at epoch ends, so the kill lost the whole epoch."""
+    out = str(tmp_path / "run")
+    batches = []
+
+    def killed_at_step_4(self, batch, logs=None):
+        batches.append(batch)
+        if len(batches) == 4:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(StopOnInterrupt, "on_train_batch_begin", killed_at_step_4, raising=False)
+    with pytest.raises(SystemExit):
+        train(out, "--set", "train.epochs=4", "--set", "train.checkpoint_every_steps=3")
+    monkeypatch.undo()
+    assert state(out)[2] == 3 and [e for e, _ in log_rows(out)] == [0]
+    train(out, "--set", "train.epochs=4", "--set", "train.checkpoint_every_steps=3", resume=True)
+    assert_same_run(out, straight)
+
+
 def test_ctrl_c_stops_within_a_step_and_resumes_exactly(straight, tmp_path, monkeypatch):
     """SIGINT in the middle of epoch 3: stopped at that batch's end (exit 130), the epoch-2 checkpoint and log
     kept, --resume redoes epoch 3 and gives the uninterrupted run."""
@@ -97,7 +119,8 @@ def test_killed_between_log_and_checkpoint_leaves_no_duplicate_rows(straight, tm
     def killed_on_the_third_save(model, path):
         calls.append(path)
         if len(calls) == 3:
-            open(os.path.join(os.path.dirname(path), ".tmp-killed.keras"), "wb").close()  # a half-written file
+            for name in (".tmp-killed.keras", ".tmp-killed.csv"):  # half-written checkpoint and log
+                open(os.path.join(os.path.dirname(path), name), "wb").close()
             raise KeyboardInterrupt("killed")
         real(model, path)
 
@@ -107,7 +130,7 @@ def test_killed_between_log_and_checkpoint_leaves_no_duplicate_rows(straight, tm
     monkeypatch.undo()
     assert [e for e, _ in log_rows(out)] == [0, 1, 2] and state(out)[2] == 4  # the row of epoch 3 is ahead
     train(out, "--set", "train.epochs=4", resume=True)
-    assert not os.path.exists(os.path.join(out, ".tmp-killed.keras"))
+    assert not any(os.path.exists(os.path.join(out, name)) for name in (".tmp-killed.keras", ".tmp-killed.csv"))
     assert_same_run(out, straight)
 
 

@@ -66,3 +66,26 @@ def test_loss_curve_from_csv_log(tmp_path):
     assert np.flatnonzero(blue[:, cols[0]]).mean() < np.flatnonzero(blue[:, cols[-1]]).mean()
     with pytest.raises(ValueError, match="No loss values"):
         plot_loss_curve([], [], tmp_path / "empty.png")
+
+
+def test_checkpoint_every_steps_saves_mid_epoch_with_the_finished_epochs_logged(tmp_path, monkeypatch):
+    """every=2 epochs and every_steps=3 on 2-step epochs: saves at steps 3 (mid epoch 2), 4 (epoch 2's end), 6 (step
+    and epoch end at once: one save) and 8; each with the log of the finished epochs only."""
+    import keras_dit.training_callbacks as callbacks
+
+    saves = []
+
+    def recorded(model, path):
+        rows = callbacks._read_csv(tmp_path / "log.csv")
+        saves.append((int(keras.ops.convert_to_numpy(model.optimizer.iterations)), [r["epoch"] for r in rows]))
+
+    monkeypatch.setattr(callbacks, "atomic_save", recorded)
+    model = small_model(1.0)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((8, 3), "float32"), np.zeros((8, 2), "float32")
+    checkpoint = callbacks.AtomicCheckpoint(tmp_path / "m.keras", every=2, log=tmp_path / "log.csv", every_steps=3)
+    model.fit(x, y, batch_size=4, epochs=4, verbose=0, callbacks=[checkpoint])
+    assert saves == [(3, ["0"]), (4, ["0", "1"]), (6, ["0", "1", "2"]), (8, ["0", "1", "2", "3"])]
+    assert not os.path.exists(tmp_path / "log.partial.json")  # removed by the last epoch-end checkpoint
+    with pytest.raises(ValueError, match="every_steps must be an integer >= 0, got -1"):
+        callbacks.AtomicCheckpoint(tmp_path / "m.keras", every_steps=-1)
