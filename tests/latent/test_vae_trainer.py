@@ -6,7 +6,7 @@ import pytest
 
 import keras_dit as kd
 from keras_dit.latent.vae_trainer import psnr
-from tests.helpers import assert_close, to_numpy
+from tests.helpers import assert_close, dtype_policy, to_numpy
 
 METRICS = {"loss", "reconstruction", "kl", "perceptual", "psnr"}
 
@@ -90,3 +90,16 @@ def test_bad_arguments():
         kd.tasks.VAETrainer(vae, perceptual_weight=0, reconstruction="huber")
     with pytest.raises(ValueError, match="trains a kd.models.KLVAE"):
         kd.tasks.VAETrainer(keras.Sequential([keras.layers.Dense(2)]), perceptual_weight=0)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch's CPU convolution only; compiling the bf16 "
+                    "VAE step takes ~100 s on JAX")
+def test_one_channel_vae_trains_under_mixed_bfloat16():
+    """A grayscale KL-VAE trains in mixed_bfloat16 (torch CPU was reported to fail in its 1-channel convolution's
+    backward: "slow_conv2d: grad_weight must be contiguous")."""
+    with dtype_policy("mixed_bfloat16"):
+        vae = kd.models.KLVAE.from_preset("kl-f4-tiny", in_channels=1, out_channels=1, seed=0)
+        trainer = kd.tasks.VAETrainer(vae, perceptual_weight=0.0)
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = trainer.fit(smooth_images(8)[..., :1], batch_size=4, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0]) and vae.compute_dtype == "bfloat16"
