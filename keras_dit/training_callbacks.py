@@ -175,7 +175,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     Keras on JAX can swallow a ``KeyboardInterrupt`` raised while it waits for a step's loss and train on, so
     during ``fit`` SIGINT only sets a flag here, and the next batch end raises. A second Ctrl-C raises at once.
-    The last checkpoint stays as it was (nothing is saved for the interrupted step), so the run can resume from it. Installed from the main thread only (elsewhere Python cannot take signals).
+    The last checkpoint stays as it was (nothing is saved for the interrupted step), so the run can resume from
+    it. Installed from the main thread only (elsewhere Python cannot take signals).
     """
 
     def __init__(self):

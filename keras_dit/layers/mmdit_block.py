@@ -120,7 +120,8 @@ class MMDiTBlock(keras.layers.Layer):
         else:
             self.image_mlp = Mlp(hidden_size, mlp_hidden_size, name="image_mlp")
         self.cond_mlp = Mlp(hidden_size, mlp_hidden_size, name="cond_mlp") if double_stream else None
-        self.modulation = None if shared_modulation else AdaLNModulation(hidden_size, self.num_chunks, name="modulation")
+        self.modulation = (None if shared_modulation
+                           else AdaLNModulation(hidden_size, self.num_chunks, name="modulation"))
 
     def build(self, image_shape, cond_shape=None, c_shape=None, rope_cos_shape=None, rope_sin_shape=None,
               shared_mods_shape=None):

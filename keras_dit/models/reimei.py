@@ -104,7 +104,8 @@ class ReiMeiTransformer(keras.layers.Layer):
         self.shared_layers = [layer for pair in (double_attn or (), single_attn or ()) for layer in pair if layer]
 
         def block(i, double, attention, name, moe_index=None):
-            experts = num_experts if num_experts and moe_index is not None and moe_index % moe_every == moe_every - 1 else 0
+            moe_block = moe_index is not None and moe_index % moe_every == moe_every - 1
+            experts = num_experts if num_experts and moe_block else 0
             return MMDiTBlock(
                 d, heads, widths[i], double_stream=double, num_experts=experts, capacity_factor=capacity_factor,
                 shared_experts=shared_experts, shared_modulation=shared_modulation, attention=attention,

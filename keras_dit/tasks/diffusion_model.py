@@ -40,7 +40,8 @@ def _unpack(data):
         return {key: data[key] for key in keys if data.get(key) is not None}
     if isinstance(data, (tuple, list)):
         if not 1 <= len(data) <= 3:
-            raise ValueError(f"Expected (images,), (images, condition) or (images, condition, weights); got {len(data)} items.")
+            raise ValueError(
+                f"Expected (images,), (images, condition) or (images, condition, weights); got {len(data)} items.")
         return {key: value for key, value in zip(("images", "condition", "sample_weight"), data) if value is not None}
     return {"images": data}
 
