@@ -92,8 +92,7 @@ def compiled_function(fn, variables, jit_compile=False):
     call, so weight updates and EMA swaps take effect without recompiling. ``fn`` may run a whole loop
     (``keras.ops.fori_loop``): on JAX it becomes one ``jax.jit`` program (the variables' values passed in
     through a ``keras.StatelessScope``, never donated); on TensorFlow one ``tf.function`` (with XLA when
-    ``jit_compile``, else a graph); PyTorch runs it eagerly under ``torch.no_grad`` (see the README's Sampling
-    section for what was measured there).
+    ``jit_compile``, else a graph); on PyTorch one ``torch.jit.trace`` (see ``_torch_traced``).
     """
     backend = name()
     if backend == "jax":
@@ -110,14 +109,77 @@ def compiled_function(fn, variables, jit_compile=False):
 
         return tf.function(fn, reduce_retracing=True, jit_compile=jit_compile)
     if backend == "torch":
-        import torch
-
-        def run_eagerly(*args):
-            with torch.no_grad():
-                return fn(*args)
-
-        return run_eagerly
+        return _torch_traced(fn, variables)
     return fn
+
+
+def _torch_traced(fn, variables):
+    """``fn`` traced by ``torch.jit.trace`` once per argument structure, shapes, dtypes and non-tensor values.
+
+    The trace records the torch operations ``fn`` runs, so a call skips Keras' per-op Python dispatch: a small
+    DiT forward ran 2.0-2.3x faster than eagerly, ``torch.export``'s graph 1.5x, ``torch.compile`` 1.5x after a
+    110 s first call (README, Sampling). The variables' values are inputs of the trace (through a
+    ``keras.StatelessScope``), so weight updates and EMA swaps take effect. A trace keeps Python control flow as
+    it ran the first time, so ``fn`` may branch on shapes and settings, never on tensor values (keras_dit's
+    models and samplers do not), and loops are unrolled (the sampling loop traces one step). Arguments and
+    results may be nested tuples, lists and dicts; their non-tensor leaves (``None``, numbers) are part of the
+    key. ``torch.jit.trace`` is deprecated in favour of those two slower options; its deprecation and tracer
+    warnings are silenced.
+    """
+    import torch
+    from torch.utils import _pytree as pytree
+
+    traces = {}
+
+    def run(*args):
+        leaves, spec = pytree.tree_flatten(args)
+        leaves = [torch.as_tensor(leaf) if isinstance(leaf, np.ndarray) else leaf for leaf in leaves]
+        is_tensor = [isinstance(leaf, torch.Tensor) for leaf in leaves]
+        key = (str(spec), tuple((tuple(leaf.shape), leaf.dtype) if tensor else leaf
+                                for leaf, tensor in zip(leaves, is_tensor)))
+        values = [variable.value for variable in variables]
+        tensors = [leaf for leaf, tensor in zip(leaves, is_tensor) if tensor]
+        with torch.no_grad():
+            if key not in traces:
+                traces[key] = _trace_once(fn, variables, values, leaves, spec, is_tensor)
+            traced, unflatten_results = traces[key]
+            return unflatten_results(traced(values, *tensors))
+
+    return run
+
+
+def _trace_once(fn, variables, values, leaves, spec, is_tensor):
+    """One ``torch.jit.trace`` of ``fn`` on these arguments: ``(traced, unflatten_results)``. The trace takes the
+    variables' values and the tensor leaves and returns the result's tensor leaves; ``unflatten_results``
+    rebuilds the result's structure around them."""
+    import warnings
+
+    import torch
+    from torch.utils import _pytree as pytree
+
+    result_structure = {}
+
+    def flat_fn(values, *tensors):
+        tensors = iter(tensors)
+        filled = [next(tensors) if tensor else leaf for leaf, tensor in zip(leaves, is_tensor)]
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            result = fn(*pytree.tree_unflatten(filled, spec))
+        result_leaves, result_structure["spec"] = pytree.tree_flatten(result)
+        result_structure["leaves"] = result_leaves
+        return tuple(leaf for leaf in result_leaves if isinstance(leaf, torch.Tensor))
+
+    example = [leaf for leaf, tensor in zip(leaves, is_tensor) if tensor]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(flat_fn, (values, *example), check_trace=False, strict=False)
+
+    def unflatten_results(results):
+        results = iter((results,) if isinstance(results, torch.Tensor) else results)
+        filled = [next(results) if isinstance(leaf, torch.Tensor) else leaf for leaf in result_structure["leaves"]]
+        return pytree.tree_unflatten(filled, result_structure["spec"])
+
+    return traced, unflatten_results
 
 
 def materialized(x):

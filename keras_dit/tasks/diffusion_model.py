@@ -448,33 +448,44 @@ class DiffusionModel(keras.Model):
         """The compiled sampling loop ``(x, cond, uncond, scale, tables, noises) -> x0``, cached per configuration.
 
         One ``keras.ops.fori_loop`` over ``sampler.step`` with the guided backbone forward inside, compiled by
-        ``kd.backend.compiled_function`` (one XLA program on JAX; a ``tf.function`` compiled with XLA on
-        TensorFlow; eager on PyTorch). The key holds what the program's code
-        depends on: the sampler's class and configuration, the step count, the batch shape, whether guidance
-        runs (and its interval) and ``jit_compile``; guidance scale, step coefficients and weights are inputs.
+        ``kd.backend.compiled_function``: one XLA program on JAX; a ``tf.function`` compiled with XLA on
+        TensorFlow; on PyTorch, whose trace would unroll the loop, the step is traced once and the loop runs in
+        Python. The key holds what the program's code depends on: the sampler's class and configuration, the
+        step count, the batch shape, whether guidance runs (and its interval) and ``jit_compile``; guidance
+        scale, step coefficients and weights are inputs.
         """
         key = (repr(sampler), num_steps, shape, guided, interval, self.jit_compile)
         programs = self.__dict__.setdefault("_sampling_programs", {})
         if key not in programs:
             objective, channels = self.objective, self._guided_channels(shape)
 
-            def forward(x, t, condition):
-                return self.denoise(x, t, condition)
+            def step(x, state, coefficients, noise, cond, uncond, scale):
+                model_fn = guided_model_fn(self.denoise, cond, uncond if guided else None, scale, channels,
+                                           interval, objective)
+                return sampler.step(model_fn, x, coefficients, state, objective, noise)
 
-            def loop(x, cond, uncond, scale, tables, noises):
-                model_fn = guided_model_fn(forward, cond, uncond if guided else None, scale, channels, interval,
-                                           objective)
-
+            def loop(step, x, cond, uncond, scale, tables, noises):
                 def body(i, carry):
                     noise = None if noises is None else noises[i]
-                    return sampler.step(model_fn, carry[0], step_coefficients(tables, i), carry[1], objective, noise)
+                    return step(*carry, step_coefficients(tables, i), noise, cond, uncond, scale)
 
                 return ops.fori_loop(0, num_steps, body, (x, sampler.initial_state(x)))[0]
 
-            # TensorFlow samples with XLA even where Keras leaves training without it (CPU): one compilation per
-            # configuration for 1.2-1.8x diffusers' speed against 0.8-1.0x as a graph (benchmarks/sampler_speed.py)
-            xla = self.jit_compile or keras.backend.backend() == "tensorflow"
-            programs[key] = compiled_function(loop, self.backbone.variables, jit_compile=xla)
+            variables = self.backbone.variables
+            if keras.backend.backend() == "torch":  # a Python loop: the flags are numbers, one trace per value
+                traced_step = compiled_function(step, variables)
+
+                def specialised_step(x, state, coefficients, *args):
+                    flags = {name: float(coefficients[name]) for name in sampler.branch_coefficients}
+                    return traced_step(x, state, {**coefficients, **flags}, *args)
+
+                programs[key] = lambda *args: loop(specialised_step, *args)
+            else:
+                # TensorFlow samples with XLA even where Keras leaves training without it (CPU): one compilation
+                # per configuration for 1.2-1.8x diffusers' speed against 0.8-1.0x as a graph
+                # (benchmarks/sampler_speed.py)
+                xla = self.jit_compile or keras.backend.backend() == "tensorflow"
+                programs[key] = compiled_function(lambda *args: loop(step, *args), variables, jit_compile=xla)
         return programs[key]
 
     def _predict(self, x, t, condition):

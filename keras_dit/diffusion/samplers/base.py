@@ -113,7 +113,8 @@ def step_coefficients(coefficients, i):
 
 def branch(flag, if_true, if_false):
     """``if_true()`` where the step coefficient ``flag`` is > 0, else ``if_false()``: a Python branch for a
-    number, ``ops.cond`` for a tensor (inside a compiled loop)."""
+    number, ``ops.cond`` for a tensor (inside a compiled loop). Its sampler lists ``flag`` in
+    ``branch_coefficients``."""
     if isinstance(flag, (int, float, np.number)):
         return if_true() if flag > 0 else if_false()
     return ops.cond(flag > 0, if_true, if_false)
@@ -140,13 +141,16 @@ class Sampler(Configurable):
     """Base class (``from_config`` / ``repr`` from ``Configurable``). Subclasses set ``objective_type`` (a class
     or a tuple of classes) and implement ``_coefficients`` and ``step`` (see the module docstring).
 
-    ``order``: the fewest steps the sampler takes. ``noise_like(x, seed_generator)`` draws every random normal
-    a stochastic sampler adds; tests override it to feed the exact noise a reference implementation uses.
+    ``order``: the fewest steps the sampler takes. ``branch_coefficients``: the coefficients that choose a code
+    path through ``branch``; a PyTorch trace of one step is specialised on their values. ``noise_like(x,
+    seed_generator)`` draws every random normal a stochastic sampler adds; tests override it to feed the exact
+    noise a reference implementation uses.
     """
 
     objective_type = None
     stochastic = False
     order = 1
+    branch_coefficients = ()
 
     @property
     def has_steps(self):

@@ -17,6 +17,8 @@ class Heun(FlowSampler):
         time_grid, shift: see ``FlowGrid``.
     """
 
+    branch_coefficients = ("correct",)
+
     def _coefficients(self, num_steps, objective):
         tables = super()._coefficients(num_steps, objective)
         return {**tables, "correct": (tables["t_next"] > 0).astype("float64")}
