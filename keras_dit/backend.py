@@ -50,7 +50,8 @@ def concrete_value(x):
     """``x`` as a NumPy array when its value is known now, else ``None`` (symbolic or traced).
 
     Input checks that need values (a label out of range, say) run eagerly and are skipped inside
-    ``jit``-compiled training steps, where values do not exist yet.
+    ``jit``-compiled training steps, where values do not exist yet, and inside a PyTorch trace, which would keep
+    a branch on a value as a constant.
     """
     if isinstance(x, (np.ndarray, np.generic, int, float, list, tuple)):
         return np.asarray(x)
@@ -70,7 +71,7 @@ def concrete_value(x):
     elif backend == "torch":
         import torch
 
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
     return keras.ops.convert_to_numpy(x)
 
