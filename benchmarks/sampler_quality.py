@@ -37,6 +37,8 @@ def main():
     parser.add_argument("--guidance-scale", type=float, default=3.0)
     parser.add_argument("--guidance-interval", type=float, nargs=2, default=None, metavar=("LO", "HI"),
                         help="guide only at noise levels in [LO, HI] (0 data, 1 noise)")
+    parser.add_argument("--shift", type=float, default=None,
+                        help="a flow sampler's time shift at inference (default: the objective's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--rows", nargs="+", default=None, metavar="SAMPLER:STEPS",
                         help="the rows to run, e.g. heun:20 euler:50 (default: the objective's table above)")
@@ -55,7 +57,9 @@ def main():
         start = time.perf_counter()
         per_seed = []
         for seed in args.seeds:
-            images = model.generate(labels, num_steps=steps, sampler=sampler, guidance_scale=args.guidance_scale,
+            shifted = {} if args.shift is None else {"shift": args.shift}
+            images = model.generate(labels, num_steps=steps, sampler=kd.samplers.get_sampler(sampler, **shifted),
+                                    guidance_scale=args.guidance_scale,
                                     guidance_interval=args.guidance_interval, seed=seed)
             per_seed.append(kd.metrics.evaluate_digits(images, labels))
         results.append(dict(sampler=sampler, steps=steps, accuracy=float(np.mean([s["accuracy"] for s in per_seed])),
@@ -64,7 +68,7 @@ def main():
                             seconds=time.perf_counter() - start))
     reference = results[0]["frechet_distance"]
     print(f"\n{args.model} ({kind}): {len(labels)} images, guidance {args.guidance_scale} "
-          f"(interval {args.guidance_interval}), seeds {args.seeds}; "
+          f"(interval {args.guidance_interval}), shift {args.shift}, seeds {args.seeds}; "
           f"classifier accuracy on real digits {per_seed[0]['classifier_test_accuracy']:.3f}")
     print(f"{'sampler':12s} {'steps':>5s} {'accuracy':>8s} {'Frechet':>8s} {'x ref':>6s} {'seconds':>8s}  per seed")
     for row in results:
@@ -74,7 +78,7 @@ def main():
               + " ".join(f"{d:.3f}" for d in row["frechet_per_seed"]))
     print(json.dumps(dict(benchmark="sampler_quality", model=args.model, objective=kind, images=len(labels),
                           guidance_scale=args.guidance_scale, guidance_interval=args.guidance_interval,
-                          seeds=args.seeds, rows=results)))
+                          shift=args.shift, seeds=args.seeds, rows=results)))
 
 
 if __name__ == "__main__":

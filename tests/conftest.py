@@ -11,10 +11,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
         os.environ.setdefault(variable, "1")
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
 
-# XLA (JAX, and TensorFlow's sampling loop) compiles the same programs without LLVM's optimisations, faster:
-# tests/tasks/test_sampling_loop.py on TensorFlow took 61 s against 83 s.
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
-
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
