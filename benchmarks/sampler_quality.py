@@ -53,13 +53,13 @@ def main():
     labels = np.repeat(np.arange(10), args.per_class)
     rows = ROWS[kind] if args.rows is None else [(row.split(":")[0], int(row.split(":")[1])) for row in args.rows]
     results = []
+    shifted = {} if args.shift is None else {"shift": args.shift}
     for sampler, steps in rows:
         start = time.perf_counter()
         per_seed = []
+        built = kd.samplers.get_sampler(sampler, **shifted)
         for seed in args.seeds:
-            shifted = {} if args.shift is None else {"shift": args.shift}
-            images = model.generate(labels, num_steps=steps, sampler=kd.samplers.get_sampler(sampler, **shifted),
-                                    guidance_scale=args.guidance_scale,
+            images = model.generate(labels, num_steps=steps, sampler=built, guidance_scale=args.guidance_scale,
                                     guidance_interval=args.guidance_interval, seed=seed)
             per_seed.append(kd.metrics.evaluate_digits(images, labels))
         results.append(dict(sampler=sampler, steps=steps, accuracy=float(np.mean([s["accuracy"] for s in per_seed])),

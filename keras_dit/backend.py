@@ -142,17 +142,17 @@ def _torch_traced(fn, variables):
         tensors = [leaf for leaf, tensor in zip(leaves, is_tensor) if tensor]
         with torch.no_grad():
             if key not in traces:
-                traces[key] = _trace_once(fn, variables, values, leaves, spec, is_tensor)
+                traces[key] = _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor)
             traced, unflatten_results = traces[key]
             return unflatten_results(traced(values, *tensors))
 
     return run
 
 
-def _trace_once(fn, variables, values, leaves, spec, is_tensor):
-    """One ``torch.jit.trace`` of ``fn`` on these arguments: ``(traced, unflatten_results)``. The trace takes the
-    variables' values and the tensor leaves and returns the result's tensor leaves; ``unflatten_results``
-    rebuilds the result's structure around them."""
+def _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor):
+    """One ``torch.jit.trace`` of ``fn`` on these arguments (``tensors``: the tensor leaves of ``leaves``):
+    ``(traced, unflatten_results)``. The trace takes the variables' values and the tensor leaves and returns the
+    result's tensor leaves; ``unflatten_results`` rebuilds the result's structure around them."""
     import warnings
 
     import torch
@@ -166,18 +166,21 @@ def _trace_once(fn, variables, values, leaves, spec, is_tensor):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             result = fn(*pytree.tree_unflatten(filled, spec))
         result_leaves, result_structure["spec"] = pytree.tree_flatten(result)
-        result_structure["leaves"] = result_leaves
+        # Only the non-tensor leaves are kept: the trace-time tensors need not outlive the trace.
+        result_structure["is_tensor"] = [isinstance(leaf, torch.Tensor) for leaf in result_leaves]
+        result_structure["constants"] = [None if tensor else leaf
+                                         for leaf, tensor in zip(result_leaves, result_structure["is_tensor"])]
         return tuple(leaf for leaf in result_leaves if isinstance(leaf, torch.Tensor))
 
-    example = [leaf for leaf, tensor in zip(leaves, is_tensor) if tensor]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(flat_fn, (values, *example), check_trace=False, strict=False)
+        traced = torch.jit.trace(flat_fn, (values, *tensors), check_trace=False, strict=False)
 
     def unflatten_results(results):
         results = iter((results,) if isinstance(results, torch.Tensor) else results)
-        filled = [next(results) if isinstance(leaf, torch.Tensor) else leaf for leaf in result_structure["leaves"]]
+        filled = [next(results) if tensor else constant
+                  for constant, tensor in zip(result_structure["constants"], result_structure["is_tensor"])]
         return pytree.tree_unflatten(filled, result_structure["spec"])
 
     return traced, unflatten_results
