@@ -205,6 +205,27 @@ def materialized(x):
     return x / jnp.sign(jnp.abs(first) + 1)
 
 
+def build_optimizer_before_fit(model):
+    """Create the optimizer's variables before ``fit`` traces its first step (TensorFlow only).
+
+    Without a ``tf.distribute`` strategy, Keras 3 (checked with 3.15) defers building the optimizer to the first
+    traced train step; a ``tf.function`` that creates variables is traced twice, so that step's graph is built
+    twice. Building the optimizer first, as Keras itself does under a strategy and on the other backends, leaves
+    one trace and the same weights (``tests/test_backend.py`` counts the traces). Skipped when a strategy is in play
+    (Keras builds it in the strategy's scope) or while any sub-layer is unbuilt (its variables do not exist yet;
+    keras_dit's models create theirs when constructed, and the model itself only once ``fit`` calls it).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if name() != "tensorflow" or optimizer is None or optimizer.built:
+        return
+    import tensorflow as tf
+
+    if getattr(model, "_distribute_strategy", None) is not None or tf.distribute.has_strategy():
+        return
+    if all(layer.built for layer in model._flatten_layers(include_self=False)):
+        optimizer.build(model.trainable_variables)
+
+
 def tensorflow_devices():
     """Names of TensorFlow's logical GPUs, or of its logical CPUs where there is none (several CPUs come from
     ``tf.config.set_logical_device_configuration``): the devices a ``MirroredStrategy`` can mirror over."""

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_dit.backend import build_optimizer_before_fit
 from keras_dit.losses.kl import gaussian_kl
 from keras_dit.latent.kl_vae import KLVAE
 from keras_dit.ema import ema_weights, training_weights_kept
@@ -106,6 +107,7 @@ class VAETrainer(keras.Model):
     def fit(self, *args, **kwargs):
         """``keras.Model.fit`` that keeps the VAE's raw training weights at its end (Keras would copy the EMA over
         them, see ``kd.tasks.ema``), so ``fit`` again and resume continue the run exactly."""
+        build_optimizer_before_fit(self)
         with training_weights_kept(self):
             return super().fit(*args, **kwargs)
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_dit.backend import compiled_function, compiled_inference
+from keras_dit.backend import build_optimizer_before_fit, compiled_function, compiled_inference
 from keras_dit.data.images import check_image_range
 from keras_dit.diffusion.guidance import check_guidance_interval, guided_model_fn
 from keras_dit.diffusion.samplers import default_sampler, get_sampler, step_coefficients
@@ -334,6 +334,7 @@ class DiffusionModel(keras.Model):
         callbacks = list(callbacks or [])
         if not any(isinstance(c, NaNLossGuard) for c in callbacks):
             callbacks.insert(0, NaNLossGuard())
+        build_optimizer_before_fit(self)
         with training_weights_kept(self):
             return super().fit(*args, callbacks=callbacks, **kwargs)
 
