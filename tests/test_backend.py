@@ -129,24 +129,26 @@ def test_compiled_function_equals_the_function_and_reads_the_current_weights():
     assert_close(compiled(inputs, 1.0, None)["out"], dense(), atol=1e-5, what="after a weight update")
 
 
-def tiny_trainers():
-    """A DiffusionModel and a VAETrainer on 8 x 8 images, compiled: the two models with their own ``fit``."""
-    backbone = kd.models.DiT(input_size=8, patch_size=4, in_channels=1, hidden_size=16, depth=1, num_heads=2,
-                             num_classes=2, learn_sigma=False, seed=0)
-    diffusion = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), seed=0)
-    vae = kd.models.KLVAE(in_channels=1, latent_channels=2, base_channels=8, channel_multipliers=(1,),
-                          num_res_blocks=1, norm_groups=4, mid_attention=False, seed=0)
-    trainer = kd.tasks.VAETrainer(vae, perceptual_weight=0.0)
-    for model in (diffusion, trainer):
-        model.compile(optimizer=keras.optimizers.AdamW(1e-3, use_ema=True))
-    return {"diffusion": diffusion, "vae": trainer}
+def tiny_trainer(kind):
+    """A compiled DiffusionModel (``"diffusion"``) or VAETrainer (``"vae"``) for 8 x 8 images: the two models
+    with their own ``fit``."""
+    if kind == "diffusion":
+        backbone = kd.models.DiT(input_size=8, patch_size=4, in_channels=1, hidden_size=16, depth=1, num_heads=2,
+                                 num_classes=2, learn_sigma=False, seed=0)
+        model = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), seed=0)
+    else:
+        vae = kd.models.KLVAE(in_channels=1, latent_channels=2, base_channels=8, channel_multipliers=(1,),
+                              num_res_blocks=1, norm_groups=4, mid_attention=False, seed=0)
+        model = kd.tasks.VAETrainer(vae, perceptual_weight=0.0)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, use_ema=True))
+    return model
 
 
 @pytest.mark.parametrize("kind", ["diffusion", "vae"])
 def test_fit_traces_its_train_step_once(kind):
     """On TensorFlow Keras would build the optimizer inside the first traced step, so the step was traced twice
     (``build_optimizer_before_fit``); on JAX it is traced once too; PyTorch runs it eagerly, once per step."""
-    model = tiny_trainers()[kind]
+    model = tiny_trainer(kind)
     step, calls = model.train_step, []
     model.train_step = lambda *args: calls.append(1) or step(*args)  # JAX's train_step takes (state, data)
     images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)).astype("float32")
