@@ -185,7 +185,7 @@ SCHEMA = {
                                  nullable=True),
     "evaluate.inception_weights": _o("imagenet", "str", "InceptionV3 weights for FID: imagenet or a local .h5"),
     # KL-VAE (train-vae, scale-factor, cache-latents)
-    "vae.preset": _o("kl-f4-tiny", "str", "KLVAE preset (kl-f4-tiny, kl-f4-demo, kl-f4, kl-f8, kl-f16)"),
+    "vae.preset": _o("kl-f4-tiny", "str", "KLVAE preset (kl-f4-tiny, kl-f4-demo, kl-f2-rgb, kl-f4, kl-f8, kl-f16)"),
     "vae.checkpoint": _o(None, "str", "the VAE .keras file (default <output_dir>/vae.keras)", nullable=True),
     "vae.epochs": _o(10, "int", "VAE training epochs", range=">= 1"),
     "vae.batch_size": _o(None, "int", "VAE training batch (default: data.batch_size)", nullable=True, range=">= 1"),

@@ -24,7 +24,7 @@ from keras_dit.validation import check_int, check_sizes
 _EPS = 1e-6  # GroupNorm epsilon of every norm in the SD VAE
 
 # LDM's first-stage models (f = downsampling factor), Stable Diffusion's is kl-f8; the small ones are for tests
-# (kl-f4-tiny), the digits demo (kl-f4-demo) and the alphabet demo (kl-f4-tiny-rgb).
+# (kl-f4-tiny), the digits demo (kl-f4-demo) and the alphabet demo (kl-f2-rgb).
 KLVAE_PRESETS = {
     "kl-f4": dict(base_channels=128, channel_multipliers=(1, 2, 4), num_res_blocks=2, latent_channels=3),
     "kl-f8": dict(base_channels=128, channel_multipliers=(1, 2, 4, 4), num_res_blocks=2, latent_channels=4),
@@ -33,10 +33,10 @@ KLVAE_PRESETS = {
                        norm_groups=8),
     "kl-f4-tiny": dict(base_channels=8, channel_multipliers=(1, 2, 2), num_res_blocks=1, latent_channels=4,
                        norm_groups=4),
-    # kl-f4-tiny with one GroupNorm group: groups of 2-4 channels normalise a flat colour patch to little more
-    # than a sign, so random background colours (the alphabet demo) are learned slowly (16 vs 13 dB in 7 epochs)
-    "kl-f4-tiny-rgb": dict(base_channels=8, channel_multipliers=(1, 2, 2), num_res_blocks=1, latent_channels=4,
-                           norm_groups=1),
+    # The alphabet demo's: f2 (32 x 32 x 3 -> 16 x 16 x 4) without normalisation or attention. On its coloured
+    # letters, GroupNorm and f4 each cost more than half the PSNR gained in a short run (README, "latent-alphabet").
+    "kl-f2-rgb": dict(base_channels=16, channel_multipliers=(1, 2), num_res_blocks=1, latent_channels=4,
+                      norm_groups=None, mid_attention=False),
 }
 
 
@@ -86,7 +86,8 @@ class KLVAE(keras.Model):
             (``(1, 2, 4, 4)``: f8).
         num_res_blocks: ResNet blocks per encoder level (the decoder has one more, as in LDM).
         latent_channels: channels of the latent z.
-        norm_groups: GroupNorm groups; every level width must be divisible by it.
+        norm_groups: GroupNorm groups; every level width must be divisible by it. ``None``: no normalisation
+            (not diffusers' layout; small VAEs trained briefly on flat colours learn much faster without it).
         mid_attention: whether the mid blocks have self-attention.
         use_quant_conv, use_post_quant_conv: the 1x1 convs after the encoder / before the decoder.
         scale_factor: multiplies latents for diffusion (a float, or one per latent channel); ``None`` until
@@ -126,12 +127,12 @@ class KLVAE(keras.Model):
     ):
         super().__init__(**kwargs)
         check_sizes(in_channels=in_channels, base_channels=base_channels, num_res_blocks=num_res_blocks,
-                    latent_channels=latent_channels, norm_groups=norm_groups)
+                    latent_channels=latent_channels, **({} if norm_groups is None else {"norm_groups": norm_groups}))
         if out_channels is not None:
             check_int("out_channels", out_channels)
         channel_multipliers = tuple(check_int("channel_multipliers entry", m) for m in channel_multipliers)
         widths = [base_channels * m for m in channel_multipliers]
-        bad = [w for w in widths if w % norm_groups]
+        bad = [w for w in widths if norm_groups is not None and w % norm_groups]
         if not channel_multipliers or bad:
             raise ValueError(
                 f"Level widths {widths} (base_channels={base_channels} x channel_multipliers="

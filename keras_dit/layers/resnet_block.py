@@ -5,7 +5,10 @@ from keras import ops
 
 
 def group_norm(groups, epsilon, name):
-    """GroupNorm over the channel axis (channels-last), as PyTorch's ``nn.GroupNorm``."""
+    """GroupNorm over the channel axis (channels-last), as PyTorch's ``nn.GroupNorm``; ``groups=None`` is no
+    normalisation (an identity layer of that name)."""
+    if groups is None:
+        return keras.layers.Identity(name=name)
     return keras.layers.GroupNormalization(groups=groups, epsilon=epsilon, name=name)
 
 
@@ -20,7 +23,7 @@ class ResnetBlock(keras.layers.Layer):
 
     Args:
         in_channels, out_channels: input and output widths (both divisible by ``groups``).
-        groups: GroupNorm groups (32 in Stable Diffusion).
+        groups: GroupNorm groups (32 in Stable Diffusion); ``None`` leaves the norms out.
         epsilon: GroupNorm epsilon (1e-6 in Stable Diffusion's VAE).
 
     Call arguments:

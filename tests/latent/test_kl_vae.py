@@ -104,6 +104,18 @@ def test_kl_f8_preset_layout():
     assert tuple(vae.encode(images(1, 16)).mean.shape) == (1, 2, 2, 4)
 
 
+def test_without_normalisation(tmp_path):
+    """``norm_groups=None`` (the ``kl-f2-rgb`` preset): no GroupNorm anywhere, any width, and a ``.keras`` round trip."""
+    vae = kd.models.KLVAE.from_preset("kl-f2-rgb", base_channels=5, seed=0)  # 5 and 10: no group count divides both
+    kinds = {type(layer).__name__ for layer in vae._flatten_layers(include_self=False)}
+    assert "GroupNormalization" not in kinds and "Identity" in kinds, kinds
+    assert tuple(vae.encode(images(1, 32)).mean.shape) == (1, 16, 16, 4)
+    grouped = kd.models.KLVAE.from_preset("kl-f2-rgb", base_channels=4, norm_groups=2, seed=0)
+    assert grouped.count_params() > kd.models.KLVAE.from_preset("kl-f2-rgb", base_channels=4).count_params()
+    loaded = run_serialization_test(vae, images(1, 8), tmp_path, atol=1e-5)
+    assert loaded.norm_groups is None
+
+
 def test_bad_inputs(vae):
     with pytest.raises(ValueError, match=r"size 18x18 is not divisible by the downsampling factor 4"):
         vae.encode(np.zeros((1, 18, 18, 3), "float32"))
