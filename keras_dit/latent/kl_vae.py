@@ -127,12 +127,14 @@ class KLVAE(keras.Model):
     ):
         super().__init__(**kwargs)
         check_sizes(in_channels=in_channels, base_channels=base_channels, num_res_blocks=num_res_blocks,
-                    latent_channels=latent_channels, **({} if norm_groups is None else {"norm_groups": norm_groups}))
+                    latent_channels=latent_channels)
+        if norm_groups is not None:
+            check_sizes(norm_groups=norm_groups)
         if out_channels is not None:
             check_int("out_channels", out_channels)
         channel_multipliers = tuple(check_int("channel_multipliers entry", m) for m in channel_multipliers)
         widths = [base_channels * m for m in channel_multipliers]
-        bad = [w for w in widths if norm_groups is not None and w % norm_groups]
+        bad = [] if norm_groups is None else [w for w in widths if w % norm_groups]
         if not channel_multipliers or bad:
             raise ValueError(
                 f"Level widths {widths} (base_channels={base_channels} x channel_multipliers="

@@ -106,7 +106,7 @@ def test_kl_f8_preset_layout():
 
 def test_without_normalisation(tmp_path):
     """``norm_groups=None`` (the ``kl-f2-rgb`` preset): no GroupNorm anywhere, any width, and a ``.keras`` round trip."""
-    vae = kd.models.KLVAE.from_preset("kl-f2-rgb", base_channels=5, seed=0)  # 5 and 10: no group count divides both
+    vae = kd.models.KLVAE.from_preset("kl-f2-rgb", base_channels=5, seed=0)  # widths 5 and 10: the default 32 groups would refuse
     kinds = {type(layer).__name__ for layer in vae._flatten_layers(include_self=False)}
     assert "GroupNormalization" not in kinds and "Identity" in kinds, kinds
     assert tuple(vae.encode(images(1, 32)).mean.shape) == (1, 16, 16, 4)
