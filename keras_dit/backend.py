@@ -46,6 +46,29 @@ def _jaxlib_knows_the_flag():
     return (major, minor) >= (0, 10)
 
 
+HOST_DEVICE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def split_host_cpu(count):
+    """JAX: the host CPU as ``count`` devices (XLA's ``--xla_force_host_platform_device_count``, unless
+    ``XLA_FLAGS`` already sets it), and their Keras names; ``[]`` where that did not happen (JAX runs on an
+    accelerator, or had started on one CPU device: the flag only counts before its first computation), and
+    then ``XLA_FLAGS`` is as before, so subprocesses inherit nothing."""
+    before = os.environ.get("XLA_FLAGS")
+    if HOST_DEVICE_FLAG not in (before or ""):
+        os.environ["XLA_FLAGS"] = f"{before or ''} {HOST_DEVICE_FLAG}={count}".strip()
+    import jax
+
+    devices = keras.distribution.list_devices()[:count] if jax.default_backend() == "cpu" else []
+    if len(devices) > 1:
+        return devices
+    if before is None:
+        os.environ.pop("XLA_FLAGS", None)
+    else:
+        os.environ["XLA_FLAGS"] = before
+    return []
+
+
 def concrete_value(x):
     """``x`` as a NumPy array when its value is known now, else ``None`` (symbolic or traced).
 

@@ -23,6 +23,12 @@ if keras.backend.backend() == "jax":
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/keras_dit/jax-compilation"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # Start JAX on its one CPU device now: the digits preset's distribution.split_cpu then leaves every test
+    # process as it is (it splits only a JAX that has not started); tests that split the CPU do it in subprocesses.
+    # keras_dit first: its import tunes XLA:CPU before the client starts (tests/test_backend.py checks it).
+    import keras_dit  # noqa: F401
+
+    jax.devices()
 
 
 def pytest_report_header(config):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 
@@ -147,3 +148,22 @@ def test_mirrored_diffusion_loss_is_a_mean_over_replicas(tf_runs):
     single, mirrored = tf_runs
     assert np.all(np.isfinite(mirrored["diffusion"]))
     np.testing.assert_allclose(mirrored["diffusion"], single["diffusion"], rtol=0.25)
+
+
+def test_host_cpu_devices_leave_a_started_backend_alone():
+    keras.ops.convert_to_numpy(keras.ops.ones(2))  # the backend has started: its devices are fixed
+    before = os.environ.get("XLA_FLAGS")
+    assert kd.distribution.host_cpu_devices(64, cores=2) is None
+    assert os.environ.get("XLA_FLAGS") == before
+
+
+SPLIT = "import json, keras_dit as kd; print(json.dumps(kd.distribution.host_cpu_devices(6, cores=4)))"
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the host CPU splits into several devices on JAX")
+def test_host_cpu_devices_split_a_fresh_jax_into_devices_that_divide_the_batch():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(KERAS_BACKEND="jax", PYTHONPATH=os.getcwd())
+    out = subprocess.run([sys.executable, "-c", SPLIT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["cpu:0", "cpu:1", "cpu:2"]  # 3 divides 6, 4 not

@@ -178,10 +178,13 @@ def build_repa(config):
 def distribution_scope(config):
     """The multi-device context of ``distribution.*`` on the current backend (a null context for type none):
     the model is built, compiled, trained and saved inside it."""
-    return kd_distribution.distribution_scope(
-        config["distribution.type"], config["distribution.devices"], config["distribution.model_axis"],
-        batch_size=config["data.batch_size"],
-    )
+    kind, devices = config["distribution.type"], config["distribution.devices"]
+    if kind == "none" and config["distribution.split_cpu"]:
+        cores = kd_distribution.host_cpu_devices(config["data.batch_size"])
+        if cores:
+            kind, devices = "data_parallel", len(cores)
+    return kd_distribution.distribution_scope(kind, devices, config["distribution.model_axis"],
+                                              batch_size=config["data.batch_size"])
 
 
 def build_optimizer(config):

@@ -404,7 +404,11 @@ def demo(config, resume=False):
                          f"{config['data.source']!r}")
     seconds = _latent_stages(config, resume) if config["model.autoencoder"] else {}
     start = time.time()
-    model = train(config, resume)
+    with builders.distribution_scope(config):
+        model = train(config, resume)
+        distributed = keras.distribution.distribution() is not None
+    if distributed:  # sample on one device: with replicated weights every device would draw every image
+        model = builders.load_diffusion_model(os.path.join(config["output_dir"], "model.keras"))
     trained = time.time()
     alphabet = config["data.source"] == "alphabet"
     sample(config, model, _held_out_alphabet(config) if alphabet else None)

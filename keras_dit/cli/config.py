@@ -162,6 +162,8 @@ SCHEMA = {
                                nullable=True, range=">= 1"),
     "distribution.model_axis": _o(2, "int", "model_parallel: devices along the model axis (divides devices)",
                                   range=">= 1"),
+    "distribution.split_cpu": _o(False, "bool", "jax, no accelerator, type none: train data parallel over one "
+                                 "device per CPU core (about 1.3x faster on 2 cores)"),
     # Sampling
     "sample.checkpoint": _o(None, "str", "model to sample (default <output_dir>/model.keras)", nullable=True),
     "sample.labels": _o(None, "list", "class labels (ints or class names) to draw; default every class",

@@ -9,7 +9,7 @@ from keras_dit.cli.config import load_config, presets, schema_help
 
 # subcommand -> (config sections it reads, default config, summary)
 COMMANDS = {
-    "demo": (("data", "model", "objective", "discrete", "repa", "train", "sample"), "digits",
+    "demo": (("data", "model", "objective", "discrete", "repa", "train", "sample", "distribution"), "digits",
              "train a conditional DiT on the built-in digits or alphabet, sample it, report its scores"),
     "train-vae": (("data", "vae", "train"), None, "train a KL-VAE on the images of data.*"),
     "scale-factor": (("data", "vae", "train"), None, "measure the VAE's latent scale factor and store it in the VAE"),

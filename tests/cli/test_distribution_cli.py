@@ -1,5 +1,6 @@
 """The ``distribution:`` config section and ``keras-dit train --devices N`` (simulated CPU devices)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,31 @@ def test_train_data_parallel_on_two_simulated_devices(tmp_path):
     assert os.path.getsize(os.path.join(out, "model.keras")) > 0
     with open(os.path.join(out, "config.yaml")) as f:
         assert "type: data_parallel" in f.read()
+
+
+DEMO = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    from keras_dit.cli import main
+    main(["demo", *sys.argv[1:]])
+    print(json.dumps({"devices": len(keras.distribution.list_devices())}))
+    """
+)
+
+
+@pytest.mark.large
+@pytest.mark.skipif(BACKEND != "jax", reason="distribution.split_cpu splits the host CPU on JAX")
+@pytest.mark.skipif(os.cpu_count() < 2, reason="splits a host of several cores")
+def test_demo_trains_over_the_split_host_cpu_and_samples_on_one_device(tmp_path):
+    out = str(tmp_path / "demo")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(KERAS_BACKEND="jax", PYTHONPATH=os.getcwd())
+    args = [*tiny_cli(out), "--set", "train.epochs=1", "--set", "train.tensorboard=false",
+            "--set", "distribution.split_cpu=true"]
+    result = subprocess.run([sys.executable, "-c", DEMO, *args], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["devices"] >= 2  # one per core
+    assert "recognised as their class" in open(os.path.join(out, "report.txt")).read()
+    assert os.path.getsize(os.path.join(out, "samples", "samples.npz")) > 0
