@@ -144,7 +144,7 @@ def test_resume_applies_new_optimizer_settings_and_refuses_data_changes(straight
     train(out, "--set", "train.epochs=2", "--set", "train.learning_rate=0.0005", "--set", "train.clipnorm=1.0",
           resume=True)
     said = capsys.readouterr().out
-    assert "train.learning_rate changed from 0.001 to 0.0005" in said and "train.clipnorm changed" in said
+    assert "train.learning_rate changed from 0.002 to 0.0005" in said and "train.clipnorm changed" in said
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
     assert float(to_numpy(model.optimizer.learning_rate)) == pytest.approx(5e-4)
     assert model.optimizer.clipnorm == 1.0
