@@ -353,6 +353,13 @@ TINY_CLI = ["--set", "data.limit=64", "--set", "data.image_size=8", "--set", "da
 LATENT_SIZE = 8  # of the tiny latent pipeline: the built-in synthetic set, 8 x 8 grayscale; latents 2 x 2 x 4
 
 
+def fresh_jax_env():
+    """The environment of a fresh JAX process on this checkout, without ``XLA_FLAGS``: it picks its own devices
+    (``distribution.split_cpu``)."""
+    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    return dict(env, KERAS_BACKEND="jax", PYTHONPATH=os.getcwd())
+
+
 def tiny_cli(out, *extra):
     """``-c digits`` made tiny (``TINY_CLI``), writing to ``out``."""
     return ["-c", "digits", "--set", f"output_dir={out}", *TINY_CLI, *extra]

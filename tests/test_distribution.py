@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import BACKEND
+from tests.helpers import BACKEND, fresh_jax_env
 
 SCRIPT = textwrap.dedent(
     """
@@ -162,8 +162,7 @@ SPLIT = "import json, keras_dit as kd; print(json.dumps(kd.distribution.host_cpu
 
 @pytest.mark.skipif(BACKEND != "jax", reason="the host CPU splits into several devices on JAX")
 def test_host_cpu_devices_split_a_fresh_jax_into_devices_that_divide_the_batch():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(KERAS_BACKEND="jax", PYTHONPATH=os.getcwd())
-    out = subprocess.run([sys.executable, "-c", SPLIT], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", SPLIT], env=fresh_jax_env(), capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["cpu:0", "cpu:1", "cpu:2"]  # 3 divides 6, 4 not

@@ -10,7 +10,7 @@ import pytest
 
 from keras_dit.cli import main
 from keras_dit.cli.config import load_config
-from tests.helpers import BACKEND, run_error, tiny_cli
+from tests.helpers import BACKEND, fresh_jax_env, run_error, tiny_cli
 
 
 def test_distribution_section_defaults_and_devices_option(capsys):
@@ -85,11 +85,9 @@ DEMO = textwrap.dedent(
 @pytest.mark.skipif(os.cpu_count() < 2, reason="splits a host of several cores")
 def test_demo_trains_over_the_split_host_cpu_and_samples_on_one_device(tmp_path):
     out = str(tmp_path / "demo")
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(KERAS_BACKEND="jax", PYTHONPATH=os.getcwd())
     args = [*tiny_cli(out), "--set", "train.epochs=1", "--set", "train.tensorboard=false",
             "--set", "distribution.split_cpu=true"]
-    result = subprocess.run([sys.executable, "-c", DEMO, *args], env=env, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", DEMO, *args], env=fresh_jax_env(), capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["devices"] >= 2  # one per core
