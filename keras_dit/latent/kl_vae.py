@@ -166,9 +166,13 @@ class KLVAE(keras.Model):
         return layers
 
     def _head(self, channels):
-        """GroupNorm, SiLU and a 3x3 conv to ``channels``: the end of the encoder and of the decoder."""
+        """GroupNorm, SiLU and a 3x3 conv to ``channels``: the end of the encoder and of the decoder.
+
+        The conv runs in float32 under a mixed policy: it writes the posterior moments and the pixels, where
+        bfloat16's 8-bit mantissa is visible, and PyTorch's CPU bfloat16 conv backward fails for one output channel
+        ("slow_conv2d: grad_weight must be contiguous")."""
         return [group_norm(self.norm_groups, _EPS, "norm_out"), keras.layers.Activation("silu", name="silu"),
-                conv(channels, 3, "conv_out")]
+                conv(channels, 3, "conv_out", dtype="float32")]
 
     def _build_encoder(self, widths):
         layers = [conv(widths[0], 3, "conv_in")]

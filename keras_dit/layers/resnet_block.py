@@ -12,9 +12,10 @@ def group_norm(groups, epsilon, name):
     return keras.layers.GroupNormalization(groups=groups, epsilon=epsilon, name=name)
 
 
-def conv(channels, kernel_size, name, strides=1, padding="same"):
-    """A 2D convolution; ``padding="same"`` with a 3x3 kernel is PyTorch's ``padding=1``."""
-    return keras.layers.Conv2D(channels, kernel_size, strides=strides, padding=padding, name=name)
+def conv(channels, kernel_size, name, strides=1, padding="same", dtype=None):
+    """A 2D convolution; ``padding="same"`` with a 3x3 kernel is PyTorch's ``padding=1``; ``dtype`` overrides the
+    global dtype policy."""
+    return keras.layers.Conv2D(channels, kernel_size, strides=strides, padding=padding, name=name, dtype=dtype)
 
 
 @keras.saving.register_keras_serializable(package="keras_dit")
