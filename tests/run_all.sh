@@ -12,7 +12,7 @@ reports=$(mktemp -d)
 status=0
 for backend in ${BACKENDS:-jax tensorflow torch}; do
   echo "=== KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend python3 -m pytest -n "${WORKERS:-2}" --junitxml="$reports/$backend.xml" "$@" || status=1
+  KERAS_BACKEND=$backend python3 -m pytest -n "${WORKERS:-2}" --durations=15 --junitxml="$reports/$backend.xml" "$@" || status=1
 done
 
 python3 - "$reports" <<'PY'

@@ -160,7 +160,7 @@ def build_model(config, dataset, autoencoder=None):
     backbone = build(config, shape, conditioner_config(dataset, config["model.class_dropout_prob"]))
     model = DiffusionModel(backbone, build_objective(config), autoencoder=autoencoder, seed=config["seed"],
                            repa=build_repa(config))
-    compile_model(model, config)
+    compile_model(model, config, steps_per_epoch=len(dataset))
     return model
 
 
@@ -187,21 +187,32 @@ def distribution_scope(config):
                                               batch_size=config["data.batch_size"])
 
 
-def build_optimizer(config):
-    """The optimizer of ``train.*``: keras_dit's AdamW (EMA with warm-up), wrapped by Grokfast's filter when
-    ``train.grokfast`` is set."""
+def build_learning_rate(config, steps_per_epoch):
+    """``train.learning_rate``, or with ``train.lr_schedule: cosine`` a Keras ``CosineDecay`` from it to 0 over
+    ``train.epochs`` epochs of ``steps_per_epoch`` steps (a function of the optimizer's step count, so a resumed
+    run continues it)."""
+    if config["train.lr_schedule"] == "constant":
+        return config["train.learning_rate"]
+    return keras.optimizers.schedules.CosineDecay(config["train.learning_rate"],
+                                                  decay_steps=config["train.epochs"] * steps_per_epoch)
+
+
+def build_optimizer(config, steps_per_epoch):
+    """The optimizer of ``train.*`` for an epoch of ``steps_per_epoch`` steps: keras_dit's AdamW (EMA with
+    warm-up), wrapped by Grokfast's filter when ``train.grokfast`` is set."""
     from keras_dit.optimizers import AdamW, GradientFilterEMA
 
     optimizer = AdamW(
-        config["train.learning_rate"], weight_decay=config["train.weight_decay"], clipnorm=config["train.clipnorm"],
+        build_learning_rate(config, steps_per_epoch), weight_decay=config["train.weight_decay"],
+        clipnorm=config["train.clipnorm"],
         use_ema=config["train.ema"], ema_momentum=config["train.ema_momentum"], ema_warmup=config["train.ema_warmup"],
     )
     grokfast = config["train.grokfast"]
     return optimizer if grokfast is None else GradientFilterEMA(optimizer, **grokfast)
 
 
-def compile_model(model, config):
-    model.compile(optimizer=build_optimizer(config))
+def compile_model(model, config, steps_per_epoch):
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch))
 
 
 def load_checkpoint(path):

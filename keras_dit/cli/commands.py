@@ -25,7 +25,7 @@ from keras_dit.training_callbacks import (
 # Keys a resumed run may not change: they decide the steps per epoch and the data order (the epoch count of the
 # checkpoint), or the optimizer's state variables. Optimizer hyper-parameters are applied instead (RESUME_APPLIED).
 RESUME_FIXED = ("data.source", "data.batch_size", "data.limit", "seed", "data.latent_cache", "train.ema",
-                "train.grokfast")
+                "train.grokfast", "train.lr_schedule")
 # config key -> attribute of the (inner) optimizer that a resumed run sets to the config's value
 RESUME_APPLIED = {"train.learning_rate": "learning_rate", "train.weight_decay": "weight_decay",
                   "train.clipnorm": "clipnorm", "train.ema_momentum": "ema_momentum",
@@ -104,7 +104,8 @@ def _check_resumable(config, loaded_optimizer, fresh_optimizer, fixed=RESUME_FIX
     was = load_config(previous_path) if os.path.isfile(previous_path) else {}
     inner = getattr(loaded_optimizer, "inner_optimizer", loaded_optimizer)
     grokfast = isinstance(loaded_optimizer, GradientFilterEMA), isinstance(fresh_optimizer, GradientFilterEMA)
-    was["train.ema"] = bool(inner.use_ema)  # the checkpoint itself says these two
+    was["train.ema"] = bool(inner.use_ema)  # the checkpoint itself says these three
+    was["train.lr_schedule"] = "constant" if _schedule(inner) is None else "cosine"
     if all(grokfast):
         was["train.grokfast"] = config["train.grokfast"]  # its alpha and lamb are applied below
     else:
@@ -117,7 +118,14 @@ def _check_resumable(config, loaded_optimizer, fresh_optimizer, fixed=RESUME_FIX
                 f"{config[key]!r}): resume with --set {key}={_yaml_value(was[key])}, or start a new run in another "
                 "output_dir (--set output_dir=...)"
             )
-    pairs = [(inner, getattr(fresh_optimizer, "inner_optimizer", fresh_optimizer), applied)]
+    fresh_inner = getattr(fresh_optimizer, "inner_optimizer", fresh_optimizer)
+    if _schedule(inner) is not None:  # both have one (train.lr_schedule is fixed): compared whole, not its value now
+        applied = {key: attribute for key, attribute in applied.items() if key != "train.learning_rate"}
+        if _schedule(inner).get_config() != _schedule(fresh_inner).get_config():
+            _say(f"--resume: the learning-rate schedule changed from {_described(_schedule(inner))} to "
+                 f"{_described(_schedule(fresh_inner))}")
+            inner.learning_rate = _schedule(fresh_inner)
+    pairs = [(inner, fresh_inner, applied)]
     if all(grokfast):
         pairs.append((loaded_optimizer, fresh_optimizer, {"train.grokfast.alpha": "alpha",
                                                           "train.grokfast.lamb": "lamb"}))
@@ -131,6 +139,17 @@ def _check_resumable(config, loaded_optimizer, fresh_optimizer, fixed=RESUME_FIX
                                  f"{attribute}; start a new run in another output_dir (--set output_dir=...)")
             setattr(loaded, attribute, new)
             _say(f"--resume: {key} changed from {_shown(old)} to {_shown(new)}")
+
+
+def _schedule(optimizer):
+    """The optimizer's ``LearningRateSchedule``, or ``None`` for a constant learning rate."""
+    rate = getattr(optimizer, "_learning_rate", None)  # the learning_rate property is the current value
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
+
+
+def _described(schedule):
+    config = schedule.get_config()
+    return f"{type(schedule).__name__}({config['initial_learning_rate']:.6g} over {config['decay_steps']} steps)"
 
 
 def _setting(optimizer, attribute):

@@ -137,6 +137,9 @@ SCHEMA = {
     # Training
     "train.epochs": _o(30, "int", "epochs to train (a resumed run continues up to this many)", range=">= 1"),
     "train.learning_rate": _o(1e-3, "float", "AdamW learning rate", range="> 0"),
+    "train.lr_schedule": _o("constant", "str", "the learning rate over the run: constant, or cosine (from "
+                            "train.learning_rate down to 0 at the last step of train.epochs)",
+                            choices=("constant", "cosine")),
     "train.weight_decay": _o(0.0, "float", "AdamW weight decay", range=">= 0"),
     "train.clipnorm": _o(None, "float", "clip each gradient to this norm", nullable=True, range="> 0"),
     "train.ema": _o(True, "bool", "keep an exponential moving average of the weights and sample with it"),

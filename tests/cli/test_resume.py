@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_dit.cli import main
+from keras_dit.cli import builders, main
+from keras_dit.cli.config import load_config
 from keras_dit.ema import ema_optimizer
 from keras_dit.training_callbacks import StopOnInterrupt
 from tests.helpers import run_error, to_numpy
@@ -56,13 +57,15 @@ def assert_same_run(out, expected):
     np.testing.assert_allclose([l for _, l in rows], [l for _, l in rows_0], rtol=1e-5)
 
 
-def test_resume_when_checkpoint_every_does_not_divide_the_epochs(straight, tmp_path):
-    """3 epochs with checkpoint_every=2 (the last written by on_train_end), then --resume to 4. Before: the final
-    checkpoint held the EMA as raw weights, and epoch 4 continued from it (loss 1.468 against 1.211 straight)."""
-    out = str(tmp_path / "run")
-    train(out, "--set", "train.epochs=3", "--set", "train.checkpoint_every=2")
-    train(out, "--set", "train.epochs=4", "--set", "train.checkpoint_every=2", resume=True)
-    assert_same_run(out, straight)
+def test_resume_when_checkpoint_every_does_not_divide_the_epochs(tmp_path):
+    """3 epochs with checkpoint_every=2 (the last written by on_train_end), then --resume to 4, at a constant
+    learning rate (a cosine schedule would stretch to the new epoch count). Before: the final checkpoint held the EMA
+    as raw weights, and epoch 4 continued from it (loss 1.468 against 1.211 straight)."""
+    out, expected, constant = str(tmp_path / "run"), str(tmp_path / "straight"), ("--set", "train.lr_schedule=constant")
+    train(expected, "--set", "train.epochs=4", *constant)
+    train(out, "--set", "train.epochs=3", "--set", "train.checkpoint_every=2", *constant)
+    train(out, "--set", "train.epochs=4", "--set", "train.checkpoint_every=2", *constant, resume=True)
+    assert_same_run(out, expected)
 
 
 def test_resume_in_the_middle_of_an_epoch(straight, tmp_path, monkeypatch):
@@ -135,14 +138,16 @@ def test_killed_between_log_and_checkpoint_leaves_no_duplicate_rows(straight, tm
 
 
 def test_resume_applies_new_optimizer_settings_and_refuses_data_changes(straight, tmp_path, capsys):
-    out = str(tmp_path / "run")
-    train(out, "--set", "train.epochs=1")
-    line = run_error(capsys, ["train", "--resume", *tiny(out, *FAST, "--set", "data.batch_size=16")])
+    out, constant = str(tmp_path / "run"), ("--set", "train.lr_schedule=constant")
+    train(out, "--set", "train.epochs=1", *constant)
+    line = run_error(capsys, ["train", "--resume", *tiny(out, *FAST, *constant, "--set", "data.batch_size=16")])
     assert "cannot change data.batch_size" in line and "--set data.batch_size=32" in line
-    line = run_error(capsys, ["train", "--resume", *tiny(out, *FAST, "--set", "train.ema=false")])
+    line = run_error(capsys, ["train", "--resume", *tiny(out, *FAST, *constant, "--set", "train.ema=false")])
     assert "cannot change train.ema" in line
+    line = run_error(capsys, ["train", "--resume", *tiny(out, *FAST)])  # the preset's cosine schedule
+    assert "cannot change train.lr_schedule" in line and "--set train.lr_schedule=constant" in line
     train(out, "--set", "train.epochs=2", "--set", "train.learning_rate=0.0005", "--set", "train.clipnorm=1.0",
-          resume=True)
+          *constant, resume=True)
     said = capsys.readouterr().out
     assert "train.learning_rate changed from 0.002 to 0.0005" in said and "train.clipnorm changed" in said
     model = keras.saving.load_model(os.path.join(out, "model.keras"))
@@ -150,6 +155,22 @@ def test_resume_applies_new_optimizer_settings_and_refuses_data_changes(straight
     assert model.optimizer.clipnorm == 1.0
     recorded = open(os.path.join(out, "config.yaml")).read()
     assert "learning_rate: 0.0005" in recorded and "clipnorm: 1.0" in recorded
+
+
+def test_cosine_schedule_decays_to_zero_and_a_longer_resume_stretches_it(tmp_path, capsys):
+    """``train.lr_schedule: cosine`` (the digits preset's) goes from the learning rate to 0 over the run's steps, as
+    a function of the optimizer's step (so the exact-resume tests above hold with it); resuming to more epochs
+    rebuilds it over the new step count and says so."""
+    rate = builders.build_learning_rate(load_config("digits", ["train.epochs=4"]), steps_per_epoch=25)
+    np.testing.assert_allclose([float(to_numpy(rate(step))) for step in (0, 50, 100)], [2e-3, 1e-3, 0.0], atol=1e-9)
+    out = str(tmp_path / "run")
+    train(out, "--set", "train.epochs=1")
+    train(out, "--set", "train.epochs=2", resume=True)
+    said = capsys.readouterr().out
+    assert "schedule changed from CosineDecay(0.002 over 2 steps) to CosineDecay(0.002 over 4 steps)" in said
+    model = keras.saving.load_model(os.path.join(out, "model.keras"))
+    assert int(to_numpy(model.optimizer.iterations)) == 4
+    assert float(to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_grokfast_key_and_a_grid_at_the_end(tmp_path):
