@@ -26,12 +26,18 @@ def run_child(script, argv, what, **env):
     return json.loads(lines[-1])
 
 
+# Runs that are a backend with a setting: (Keras backend, extra worker arguments, extra environment).
+VARIANTS = {
+    "tensorflow-xla": ("tensorflow", ["--xla"], {}),  # the worker compiles with jit_compile=True
+    "torch-plain": ("torch", [], {"KERAS_DIT_STREAMLINE_TORCH": "0"}),  # traces without kd.backend's rewrites
+}
+
+
 def backend_worker(script, kind, backend, argv):
-    """``script``'s ``kind`` worker (``--worker kind``) on a Keras ``backend``; ``"tensorflow-xla"`` is
-    TensorFlow with ``--xla`` (the worker then compiles with ``jit_compile=True``)."""
-    xla = ["--xla"] if backend == "tensorflow-xla" else []
-    return run_child(script, [*argv, "--worker", kind, *xla], f"the {kind} worker on {backend}",
-                     KERAS_BACKEND=backend.removesuffix("-xla"), TF_CPP_MIN_LOG_LEVEL="2")
+    """``script``'s ``kind`` worker (``--worker kind``) on a Keras ``backend`` or one of ``VARIANTS``."""
+    keras_backend, extra_argv, extra_env = VARIANTS.get(backend, (backend, [], {}))
+    return run_child(script, [*argv, "--worker", kind, *extra_argv], f"the {kind} worker on {backend}",
+                     KERAS_BACKEND=keras_backend, TF_CPP_MIN_LOG_LEVEL="2", **extra_env)
 
 
 def run_workers(script, parser, workers):

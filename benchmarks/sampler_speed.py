@@ -9,8 +9,9 @@ configuration, ``scheduler.step`` per step, the conditional and unconditional ha
 run the same number of steps on the same batch: DDIM, DPM-Solver++ 2M and UniPC on a Gaussian (epsilon)
 model against ``DDIMScheduler``, ``DPMSolverMultistepScheduler`` and ``UniPCMultistepScheduler``, Euler on a
 rectified-flow model against ``FlowMatchEulerDiscreteScheduler``. Every run is a fresh process (one backend
-each, ``tensorflow-xla`` = ``compile(jit_compile=True)``). The machine's load average is printed with each run:
-on a shared machine, compare ratios within one run. Prints a table and one JSON line
+each, ``tensorflow-xla`` = ``compile(jit_compile=True)``, ``torch-plain`` = the torch trace without
+``kd.backend``'s graph rewrites, ``KERAS_DIT_STREAMLINE_TORCH=0``). The machine's load average is printed with
+each run: on a shared machine, compare ratios within one run. Prints a table and one JSON line
 (``{"benchmark": "sampler_speed", ...}``).
 """
 
@@ -55,7 +56,9 @@ def keras_worker(args):
         first = time.perf_counter() - start
         results[name] = dict(img_s=args.batch / timed(run, args.repeats), first_call_s=first)
     backend = keras.backend.backend()
-    return dict(name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", samplers=results, load=os.getloadavg()[0])
+    plain = "+plain" if os.environ.get("KERAS_DIT_STREAMLINE_TORCH") == "0" else ""
+    return dict(name=f"keras_dit[{backend}{'+xla' if args.xla else ''}{plain}]", samplers=results,
+                load=os.getloadavg()[0])
 
 
 def diffusers_worker(args):
@@ -120,7 +123,8 @@ def report(args, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="small")
-    parser.add_argument("--backends", nargs="+", choices=["jax", "tensorflow", "tensorflow-xla", "torch"],
+    parser.add_argument("--backends", nargs="+",
+                        choices=["jax", "tensorflow", "tensorflow-xla", "torch", "torch-plain"],
                         default=["jax", "tensorflow", "tensorflow-xla", "torch"])
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
     parser.add_argument("--batch", type=int, default=4, help="images per sampling call")

@@ -147,8 +147,9 @@ def _torch_traced(fn, variables):
     it ran the first time, so ``fn`` may branch on shapes and settings, never on tensor values (keras_dit's
     models and samplers do not), and loops are unrolled (the sampling loop traces one step). Arguments and
     results may be nested tuples, lists and dicts; their non-tensor leaves (``None``, numbers) are part of the
-    key. ``torch.jit.trace`` is deprecated in favour of those two slower options; its deprecation and tracer
-    warnings are silenced.
+    key. Its graph is then streamlined (no-op casts dropped, Dense biases added inside the matrix multiply: see
+    ``_streamlined``). ``torch.jit.trace`` is deprecated in favour of those two slower options; its deprecation and
+    tracer warnings are silenced.
     """
     import torch
     from torch.utils import _pytree as pytree
@@ -199,6 +200,7 @@ def _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(flat_fn, (values, *tensors), check_trace=False, strict=False)
+    traced = _streamlined(traced)
 
     def unflatten_results(results):
         results = iter((results,) if isinstance(results, torch.Tensor) else results)
@@ -207,6 +209,74 @@ def _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor):
         return pytree.tree_unflatten(filled, result_structure["spec"])
 
     return traced, unflatten_results
+
+
+def _streamlined(traced):
+    """The traced function with two rewrites of its graph that keep its values (up to float rounding):
+
+    - Keras' ``convert_to_tensor`` records an ``aten::to`` on every op input even where dtype and device already
+      match; those no-op casts are dropped (each still cost a dispatch per call).
+    - Each ``matmul(x, kernel) + bias`` (Keras' ``Dense``: a 2-D kernel, a 1-D bias of the same dtype, the product
+      used by that add only) becomes one ``linear(x, kernel.t(), bias)``, so the bias is added inside the matrix
+      multiply (``addmm``), as ``torch.nn.Linear`` does, rather than in a separate pass over the output.
+
+    ``traced`` itself where nothing fits, or where ``KERAS_DIT_STREAMLINE_TORCH=0`` (the plain trace, for a
+    comparison or should a PyTorch version record a graph these rewrites do not expect).
+    """
+    import torch
+
+    if os.environ.get("KERAS_DIT_STREAMLINE_TORCH", "1") == "0":
+        return traced
+    graph = traced.graph.copy()
+    changed = _drop_noop_casts(graph, torch) + _fuse_bias_adds(graph, torch)
+    return torch._C._create_function_from_graph(traced.name, graph) if changed else traced
+
+
+def _drop_noop_casts(graph, torch):
+    """Remove each ``aten::to`` whose output has its input's dtype and device and that asks for no copy and no
+    memory format."""
+    dropped = 0
+    for cast in list(graph.nodes()):
+        if cast.kind() != "aten::to" or "memory_format" not in cast.schema():
+            continue
+        if cast.namedInput("copy").toIValue() is not False or cast.namedInput("memory_format").toIValue() is not None:
+            continue
+        source, result = cast.inputsAt(0).type(), cast.output().type()
+        if not (isinstance(source, torch._C.TensorType) and isinstance(result, torch._C.TensorType)):
+            continue
+        same = (source.scalarType(), source.device()) == (result.scalarType(), result.device())
+        if source.scalarType() is None or not same:
+            continue
+        cast.output().replaceAllUsesWith(cast.inputsAt(0))
+        cast.destroy()
+        dropped += 1
+    return dropped
+
+
+def _fuse_bias_adds(graph, torch):
+    """Rewrite each ``aten::add(aten::matmul(x, kernel), bias)`` of a Dense as ``aten::linear``."""
+    fused = 0
+    for add in list(graph.nodes()):
+        if add.kind() != "aten::add":
+            continue
+        product, bias, alpha = add.inputs()
+        matmul = product.node()
+        if matmul.kind() != "aten::matmul" or len(product.uses()) != 1 or alpha.toIValue() != 1:
+            continue
+        x, kernel = matmul.inputs()
+        types = [value.type() for value in (x, kernel, bias)]
+        if not all(isinstance(t, torch._C.TensorType) for t in types) or (types[1].dim(), types[2].dim()) != (2, 1):
+            continue
+        if len({t.scalarType() for t in types}) != 1 or types[0].scalarType() is None:
+            continue
+        transposed = graph.create("aten::t", [kernel]).insertBefore(add)
+        linear = graph.create("aten::linear", [x, transposed.output(), bias]).insertBefore(add)
+        linear.output().setType(add.output().type())
+        add.output().replaceAllUsesWith(linear.output())
+        add.destroy()
+        matmul.destroy()
+        fused += 1
+    return fused
 
 
 def materialized(x):

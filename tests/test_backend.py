@@ -129,6 +129,32 @@ def test_compiled_function_equals_the_function_and_reads_the_current_weights():
     assert_close(compiled(inputs, 1.0, None)["out"], dense(), atol=1e-5, what="after a weight update")
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
+def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_multiply():
+    """A traced Keras MLP runs as ``linear`` ops without Keras' no-op ``aten::to`` casts, with the values of the
+    model; a matmul + add that is no Dense (batched, a bias of another shape) and a real cast stay as they are."""
+    import torch
+
+    inputs = keras.Input((5, 4))
+    hidden = keras.layers.Dense(8, activation="gelu", bias_initializer="ones")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, bias_initializer="ones")(hidden))
+    x = np.random.default_rng(0).standard_normal((2, 5, 4)).astype("float32")
+    traced = kd.backend.compiled_inference(model)
+    assert_close(traced(x), model(x), atol=1e-6, what="streamlined trace vs the model")
+    x = keras.ops.convert_to_tensor(x)  # so the profile holds the trace's ops only
+    with torch.profiler.profile() as profile:
+        traced(x)
+    ops = [event.name for event in profile.events()]
+    assert ops.count("aten::linear") == 2 and "aten::to" not in ops and "aten::add" not in ops, ops
+
+    def attention_like(q, k, mask, half):
+        return torch.add(torch.matmul(q, k), mask), half.to(torch.float32)
+
+    args = (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 5, 4), torch.randn(4), torch.ones(2, dtype=torch.float16))
+    untouched = torch.jit.trace(attention_like, args)
+    assert kd.backend._streamlined(untouched) is untouched
+
+
 def tiny_trainer(kind):
     """A compiled DiffusionModel (``"diffusion"``) or VAETrainer (``"vae"``) for 8 x 8 images: the two models
     with their own ``fit``."""
