@@ -84,6 +84,16 @@ class Conditioner(keras.layers.Layer):
     def embed(self, condition):
         raise NotImplementedError
 
+    def token_only_variables(self):
+        """The variables that shape the tokens but not the vector (none here)."""
+        return []
+
+    def freeze_token_only_variables(self):
+        """Stop training ``token_only_variables``, for a backbone that reads the vector alone (DiT): they would
+        get no gradient, and Keras warns about each such variable at every step. They are still saved."""
+        for variable in self.token_only_variables():
+            variable.trainable = False
+
     def call(self, condition, training=False):
         if training and self.dropout_prob > 0:
             batch = ops.shape(condition)[0]

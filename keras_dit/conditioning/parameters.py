@@ -103,6 +103,9 @@ class ParameterConditioner(Conditioner):
         pooled = self.pooled_in(ops.concatenate([values, ops.cast(missing, values.dtype)], axis=-1))  # (B, D)
         return pooled + self.pooled_mlp(ops.silu(pooled)), tokens
 
+    def token_only_variables(self):
+        return [self.value_directions, self.parameter_embeddings, self.missing_embeddings, *self.token_mlp.weights]
+
     def get_config(self):
         return {**super().get_config(), "num_parameters": self.num_parameters, "mlp_ratio": self.mlp_ratio,
                 "parameter_names": self.parameter_names}

@@ -151,6 +151,9 @@ class TagConditioner(Conditioner):
         tokens = ops.where(is_null[:, None, None], self.null_tokens[None], tokens)
         return vector, tokens
 
+    def token_only_variables(self):
+        return [self.null_tokens]
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -54,7 +54,8 @@ class DiT(ConditionedBackbone):
         seed: seed of the label dropout.
         conditioner: instead of ``num_classes``, any conditioner (kind name, dict or instance, see
             ``kd.conditioning.get_conditioner``), e.g. labels with ``label_names``, tags or parameter vectors; its
-            vector joins the timestep embedding in adaLN (its tokens are unused).
+            vector joins the timestep embedding in adaLN (its tokens are unused, and the variables that only
+            shape them are not trained).
         remat: gradient checkpointing per block: recompute each block's activations in the backward pass
             (much less training memory for about one more forward pass of compute). Outputs are unchanged.
         norm_type: ``"layer"`` (the paper's LayerNorm) or ``"rms"`` (RMSNorm, in the blocks and the final layer).
@@ -118,6 +119,7 @@ class DiT(ConditionedBackbone):
         )  # (B, D)
         if cond_layer is not None:
             c = c + cond_layer(inputs["condition"])[0]
+            cond_layer.freeze_token_only_variables()
         with remat_scope(remat, [f"block_{i}" for i in range(depth)]):
             blocks = [
                 DiTBlock(hidden_size, num_heads, mlp_ratio, norm_eps, mlp_norm_eps, norm_type=norm_type,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.helpers import TINY, randomise, run_backbone_test, tiny_backbone, tiny_inputs, to_numpy
+from tests.helpers import (TINY, assert_close, max_abs_diff, randomise, run_backbone_test, tiny_backbone, tiny_inputs,
+                           to_numpy)
 
 # Parameter counts of the paper (Peebles & Xie 2023, Table 1), in millions.
 PAPER_PARAMS_M = {"S": 33, "B": 130, "L": 458, "XL": 675}
@@ -118,3 +119,40 @@ def test_bad_construction():
         tiny_backbone("DiT", input_size=10, patch_size=4)
     with pytest.raises(ValueError, match="not divisible by num_heads=5"):
         tiny_backbone("DiT", num_heads=5)
+
+
+@pytest.mark.parametrize("conditioner", [{"kind": "parameters", "num_parameters": 3},
+                                         {"kind": "tags", "vocabulary": ["a", "b", "c"], "max_tags": 3}])
+def test_a_dit_trains_what_it_reads_and_freezes_the_token_only_variables(conditioner, tmp_path):
+    """DiT reads the conditioner's vector alone: the variables that only shape its tokens are not trained (so fit
+    warns of no variable without a gradient), every trained variable moves, and a ``.keras`` file keeps that."""
+    import warnings
+
+    import keras
+
+    backbone = kd.models.DiT(input_size=8, patch_size=4, in_channels=1, hidden_size=16, depth=1, num_heads=2,
+                             conditioner=conditioner, learn_sigma=False, seed=0)
+    randomise(backbone)  # past adaLN-Zero's zero gates, so that gradients reach the conditioner at once
+    frozen = {id(v) for v in backbone.conditioner.token_only_variables()}
+    assert frozen and all(not v.trainable for v in backbone.conditioner.token_only_variables())
+    model = kd.tasks.DiffusionModel(backbone, kd.diffusion.RectifiedFlow(), seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    rng = np.random.default_rng(0)
+    condition = (rng.random((8, 3)).astype("float32") if conditioner["kind"] == "parameters"
+                 else (rng.random((8, 3)) < 0.5).astype("float32"))
+    before = {v.path: to_numpy(v).copy() for v in backbone.variables}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit({"images": rng.uniform(-1, 1, (8, 8, 8, 1)).astype("float32"), "condition": condition},
+                  epochs=1, batch_size=4, verbose=0)
+    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
+    for variable in backbone.conditioner.trainable_variables + backbone.conditioner.token_only_variables():
+        moved = max_abs_diff(variable, before[variable.path]) > 0
+        assert moved == (id(variable) not in frozen), f"{variable.path} moved: {moved}"
+    path = tmp_path / "dit.keras"
+    backbone.save(path)
+    loaded = keras.saving.load_model(path)
+    assert [v.trainable for v in loaded.variables] == [v.trainable for v in backbone.variables]
+    for a, b in zip(loaded.variables, backbone.variables):
+        if "seed_generator" not in a.path:  # the dropout's random state is not a weight
+            assert_close(a, b, atol=0, what=a.path)
