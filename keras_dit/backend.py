@@ -200,7 +200,7 @@ def _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         traced = torch.jit.trace(flat_fn, (values, *tensors), check_trace=False, strict=False)
-    traced = _streamlined(traced)
+    traced = _streamlined(traced, (values, *tensors))
 
     def unflatten_results(results):
         results = iter((results,) if isinstance(results, torch.Tensor) else results)
@@ -211,30 +211,67 @@ def _trace_once(fn, variables, values, tensors, leaves, spec, is_tensor):
     return traced, unflatten_results
 
 
-def _streamlined(traced):
-    """The traced function with two rewrites of its graph that keep its values (up to float rounding):
+def _streamlined(traced, inputs):
+    """The traced function with rewrites of its graph that keep its values (up to float rounding):
 
     - Keras' ``convert_to_tensor`` records an ``aten::to`` on every op input even where dtype and device already
       match; those no-op casts are dropped (each still cost a dispatch per call).
     - Each ``matmul(x, kernel) + bias`` (Keras' ``Dense``: a 2-D kernel, a 1-D bias of the same dtype, the product
       used by that add only) becomes one ``linear(x, kernel.t(), bias)``, so the bias is added inside the matrix
       multiply (``addmm``), as ``torch.nn.Linear`` does, rather than in a separate pass over the output.
+    - On CPU, a ``linear`` followed by a GELU (a transformer's MLP) runs as one oneDNN matrix multiply with the
+      GELU applied to its output tiles (``_fuse_linear_gelu``).
+    - ``a * b + c`` (adaLN's modulation, a gated residual) runs as one ``addcmul``: one pass over memory, not two.
+    - On CPU, the copies Keras makes of the query, key and value (``contiguous`` after moving the head axis) are
+      dropped: PyTorch's attention reads the strided views as they are (as diffusers passes them).
 
-    ``traced`` itself where nothing fits, or where ``KERAS_DIT_STREAMLINE_TORCH=0`` (the plain trace, for a
-    comparison or should a PyTorch version record a graph these rewrites do not expect).
+    The rewritten function is run once on ``inputs`` (the trace's example inputs) next to the plain trace; where
+    their results differ by more than rounding, a warning says so and the plain trace is kept. ``traced`` itself
+    where nothing fits, or where ``KERAS_DIT_STREAMLINE_TORCH=0`` (the plain trace, for a comparison or should a
+    PyTorch version record a graph these rewrites do not expect).
     """
     import torch
 
     if os.environ.get("KERAS_DIT_STREAMLINE_TORCH", "1") == "0":
         return traced
     graph = traced.graph.copy()
-    changed = _drop_noop_casts(graph, torch) + _fuse_bias_adds(graph, torch)
-    return torch._C._create_function_from_graph(traced.name, graph) if changed else traced
+    rewrites = (_drop_noop_casts, _fuse_bias_adds, _fuse_linear_gelu, _fuse_multiply_adds, _drop_attention_copies)
+    if not sum(rewrite(graph) for rewrite in rewrites):
+        return traced
+    rewritten = torch._C._create_function_from_graph(traced.name, graph)
+    if _same_results(traced(*inputs), rewritten(*inputs)):
+        return rewritten
+    import warnings
+
+    warnings.warn("keras_dit: the streamlined PyTorch trace computed other values than the plain trace with this "
+                  "PyTorch version, so the plain trace runs (slower); KERAS_DIT_STREAMLINE_TORCH=0 skips the rewrite.")
+    return traced
 
 
-def _drop_noop_casts(graph, torch):
+def _same_results(expected, actual):
+    """Whether two traces' results (a tensor or a tuple of them) agree up to float rounding."""
+    import torch
+
+    expected, actual = [(r,) if isinstance(r, torch.Tensor) else tuple(r) for r in (expected, actual)]
+    if len(expected) != len(actual):
+        return False
+    for e, a in zip(expected, actual):
+        if e.shape != a.shape or e.dtype != a.dtype:
+            return False
+        if e.is_floating_point():
+            scale = max(1.0, float(e.abs().nan_to_num(0.0, 0.0, 0.0).max())) if e.numel() else 1.0
+            if not torch.allclose(e, a, rtol=0.0, atol=1e-3 * scale, equal_nan=True):
+                return False
+        elif not torch.equal(e, a):
+            return False
+    return True
+
+
+def _drop_noop_casts(graph):
     """Remove each ``aten::to`` whose output has its input's dtype and device and that asks for no copy and no
     memory format."""
+    import torch
+
     dropped = 0
     for cast in list(graph.nodes()):
         if cast.kind() != "aten::to" or "memory_format" not in cast.schema():
@@ -253,8 +290,10 @@ def _drop_noop_casts(graph, torch):
     return dropped
 
 
-def _fuse_bias_adds(graph, torch):
+def _fuse_bias_adds(graph):
     """Rewrite each ``aten::add(aten::matmul(x, kernel), bias)`` of a Dense as ``aten::linear``."""
+    import torch
+
     fused = 0
     for add in list(graph.nodes()):
         if add.kind() != "aten::add":
@@ -277,6 +316,94 @@ def _fuse_bias_adds(graph, torch):
         matmul.destroy()
         fused += 1
     return fused
+
+
+def _fuse_linear_gelu(graph):
+    """Rewrite each CPU ``aten::gelu(aten::linear(x, w, b))`` (the linear used by the GELU only, float32 or
+    bfloat16) as oneDNN's ``mkldnn::_linear_pointwise(x, w, b, "gelu", [], approximate)``, the op PyTorch's own
+    compiler (inductor) emits for this pattern on CPU: the GELU is applied while the product's tiles are in
+    cache. On a 2-core AVX-512 CPU, PyTorch's separate tanh GELU took half as long as the matrix multiply before
+    it (a (512, 256) x (256, 1024) product: 0.9 ms, its GELU 0.47 ms, both fused 1.05 ms). Nothing changes where
+    PyTorch was built without oneDNN."""
+    import torch
+
+    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
+        return 0
+    fused = 0
+    for gelu in list(graph.nodes()):
+        if gelu.kind() != "aten::gelu":
+            continue
+        product, approximate = gelu.inputs()
+        linear = product.node()
+        if linear.kind() != "aten::linear" or len(product.uses()) != 1:
+            continue
+        result = product.type()  # linear's operands share its dtype and device
+        if not isinstance(result, torch._C.TensorType) or result.scalarType() not in ("Float", "BFloat16"):
+            continue
+        if str(result.device()) != "cpu":
+            continue
+        attribute = graph.insertConstant("gelu")
+        attribute.node().moveBefore(gelu)
+        scalars = graph.create("prim::ListConstruct").insertBefore(gelu)
+        scalars.output().setType(torch._C.ListType(torch._C.OptionalType(torch._C.NumberType.get())))
+        fused_node = graph.create("mkldnn::_linear_pointwise",
+                                  [*linear.inputs(), attribute, scalars.output(), approximate]).insertBefore(gelu)
+        fused_node.output().setType(gelu.output().type())
+        gelu.output().replaceAllUsesWith(fused_node.output())
+        gelu.destroy()
+        linear.destroy()
+        fused += 1
+    return fused
+
+
+def _fuse_multiply_adds(graph):
+    """Rewrite each ``aten::add(aten::mul(a, b), c)`` (either operand order, alpha 1, the product used by that add
+    only, every tensor of one floating dtype) as ``aten::addcmul(c, a, b)``, which broadcasts the same way."""
+    import torch
+
+    def dtype(value):
+        kind = value.type()
+        return kind.scalarType() if isinstance(kind, torch._C.TensorType) else None
+
+    fused = 0
+    for add in list(graph.nodes()):
+        if add.kind() != "aten::add" or "Tensor other" not in add.schema() or add.inputsAt(2).toIValue() != 1:
+            continue
+        for product, other in (add.inputsAt(0), add.inputsAt(1)), (add.inputsAt(1), add.inputsAt(0)):
+            multiply = product.node()
+            if multiply.kind() != "aten::mul" or "Tensor other" not in multiply.schema() or len(product.uses()) != 1:
+                continue
+            dtypes = {dtype(value) for value in (*multiply.inputs(), other, add.output())}
+            if len(dtypes) != 1 or dtypes & {None, "Int", "Long", "Short", "Char", "Byte", "Bool"}:
+                continue
+            value = graph.insertConstant(1)
+            value.node().moveBefore(add)
+            addcmul = graph.create("aten::addcmul", [other, *multiply.inputs(), value]).insertBefore(add)
+            addcmul.output().setType(add.output().type())
+            add.output().replaceAllUsesWith(addcmul.output())
+            add.destroy()
+            multiply.destroy()
+            fused += 1
+            break
+    return fused
+
+
+def _drop_attention_copies(graph):
+    """Remove each CPU ``aten::contiguous`` whose result only feeds ``aten::scaled_dot_product_attention``."""
+    import torch
+
+    dropped = 0
+    for copy in list(graph.nodes()):
+        if copy.kind() != "aten::contiguous" or not copy.output().uses():
+            continue
+        source = copy.inputsAt(0).type()
+        if not isinstance(source, torch._C.TensorType) or str(source.device()) != "cpu":
+            continue
+        if all(use.user.kind() == "aten::scaled_dot_product_attention" for use in copy.output().uses()):
+            copy.output().replaceAllUsesWith(copy.inputsAt(0))
+            copy.destroy()
+            dropped += 1
+    return dropped
 
 
 def materialized(x):

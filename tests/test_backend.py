@@ -131,8 +131,9 @@ def test_compiled_function_equals_the_function_and_reads_the_current_weights():
 
 @pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
 def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_multiply():
-    """A traced Keras MLP runs as ``linear`` ops without Keras' no-op ``aten::to`` casts, with the values of the
-    model; a matmul + add that is no Dense (batched, a bias of another shape) and a real cast stay as they are."""
+    """A traced Keras MLP runs as linear ops (the GELU inside the first one's oneDNN multiply) without Keras'
+    no-op ``aten::to`` casts, with the values of the model; a matmul + add that is no Dense (batched, a bias of
+    another shape) and a real cast stay as they are."""
     import torch
 
     inputs = keras.Input((5, 4))
@@ -145,14 +146,62 @@ def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_mul
     with torch.profiler.profile() as profile:
         traced(x)
     ops = [event.name for event in profile.events()]
-    assert ops.count("aten::linear") == 2 and "aten::to" not in ops and "aten::add" not in ops, ops
+    assert "aten::to" not in ops and "aten::add" not in ops, ops
+    if torch.backends.mkldnn.is_available():
+        assert ops.count("mkldnn::_linear_pointwise") == 1 and ops.count("aten::linear") == 1, ops
+        assert "aten::gelu" not in ops, ops
+    else:
+        assert ops.count("aten::linear") == 2, ops
 
     def attention_like(q, k, mask, half):
         return torch.add(torch.matmul(q, k), mask), half.to(torch.float32)
 
     args = (torch.randn(2, 3, 4, 5), torch.randn(2, 3, 5, 4), torch.randn(4), torch.ones(2, dtype=torch.float16))
     untouched = torch.jit.trace(attention_like, args)
-    assert kd.backend._streamlined(untouched) is untouched
+    assert kd.backend._streamlined(untouched, args) is untouched
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
+def test_torch_traces_fuse_multiply_adds_and_pass_attention_views_uncopied():
+    """adaLN's ``x * (1 + scale) + shift`` and a gated residual become one ``addcmul`` each and the copies of the
+    attention inputs go, with the same values; an integer multiply-add is left alone."""
+    import torch
+
+    def block(x, scale, shift, gate, counts):
+        modulated = x * (1 + scale) + shift
+        q, k, v = (part.reshape(2, 6, 2, 4).transpose(1, 2).contiguous() for part in modulated.split(8, dim=-1))
+        attended = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 6, 8)
+        return x[..., :8] + gate * attended, counts * counts + counts
+
+    rng = np.random.default_rng(0)
+    floats = [torch.as_tensor(rng.standard_normal(shape).astype("float32")) for shape in
+              ((2, 6, 24), (2, 1, 24), (2, 1, 24), (2, 1, 8))]
+    args = (*floats, torch.arange(6))
+    plain = torch.jit.trace(block, args)
+    streamlined = kd.backend._streamlined(plain, args)
+    kinds = [node.kind() for node in streamlined.graph.nodes()]
+    assert kinds.count("aten::addcmul") == 2 and "aten::contiguous" not in kinds, kinds
+    assert kinds.count("aten::mul") == 1 and kinds.count("aten::add") == 2, kinds  # 1 + scale; the integers
+    for expected, actual in zip(block(*args), streamlined(*args)):
+        assert_close(actual, expected, atol=1e-6, what="streamlined block")
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
+def test_a_rewrite_that_changes_values_is_refused_with_a_warning(monkeypatch):
+    """Should a PyTorch version make a rewrite compute something else, the plain trace runs (and says so)."""
+    import torch
+
+    def drop_gelus(graph):  # a wrong rewrite: the GELU's input passed on as its output
+        for gelu in graph.findAllNodes("aten::gelu"):
+            gelu.output().replaceAllUsesWith(gelu.inputsAt(0))
+            gelu.destroy()
+        return 1
+
+    monkeypatch.setattr(kd.backend, "_fuse_linear_gelu", drop_gelus)
+    args = (torch.linspace(-3, 3, 12).reshape(3, 4),)
+    plain = torch.jit.trace(lambda x: torch.nn.functional.gelu(x) * 2, args)
+    with pytest.warns(UserWarning, match="plain trace"):
+        assert kd.backend._streamlined(plain, args) is plain
 
 
 def tiny_trainer(kind):
