@@ -50,11 +50,14 @@ def peak_memory_mib():
 
 
 def timed(fn, repeats):
-    """Seconds per call of ``fn`` over ``repeats`` calls (after the caller's warm-up)."""
-    start = time.perf_counter()
+    """Seconds per call of ``fn``: the median of ``repeats`` timed calls (after the caller's warm-up), so that a
+    call slowed down by another process on a shared machine does not move the figure."""
+    seconds = []
     for _ in range(repeats):
+        start = time.perf_counter()
         fn()
-    return (time.perf_counter() - start) / repeats
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
 
 
 def gemm_gflops(matmul, make, size=2048, repeats=10):

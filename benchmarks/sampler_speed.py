@@ -102,7 +102,7 @@ def diffusers_worker(args):
 def report(args, runs):
     peer = runs[0]
     print(f"\n{args.config}: {args.batch} images x {args.steps} steps with CFG (guidance {GUIDANCE}), "
-          f"{args.repeats} timed calls each; img/s (x diffusers with the same scheduler)")
+          f"{args.repeats} timed calls each, median; img/s (x diffusers with the same scheduler)")
     header = f"{'run':22s} " + " ".join(f"{name:>20s}" for name in args.samplers) + f" {'load':>5s}"
     print(header)
     print("-" * len(header))
@@ -129,7 +129,7 @@ def main():
     parser.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
     parser.add_argument("--batch", type=int, default=4, help="images per sampling call")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per sampler")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per sampler (the median is reported)")
     done = run_workers(__file__, parser, {"keras": keras_worker, "diffusers": diffusers_worker})
     if done:
         report(*done)

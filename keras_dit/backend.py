@@ -147,9 +147,9 @@ def _torch_traced(fn, variables):
     it ran the first time, so ``fn`` may branch on shapes and settings, never on tensor values (keras_dit's
     models and samplers do not), and loops are unrolled (the sampling loop traces one step). Arguments and
     results may be nested tuples, lists and dicts; their non-tensor leaves (``None``, numbers) are part of the
-    key. Its graph is then streamlined (no-op casts dropped, Dense biases added inside the matrix multiply: see
-    ``_streamlined``). ``torch.jit.trace`` is deprecated in favour of those two slower options; its deprecation and
-    tracer warnings are silenced.
+    key. Its graph is then streamlined (no-op casts dropped, biases and GELUs fused into the matrix multiplies,
+    multiply-adds fused: see ``_streamlined``). ``torch.jit.trace`` is deprecated in favour of those two slower
+    options; its deprecation and tracer warnings are silenced.
     """
     import torch
     from torch.utils import _pytree as pytree
@@ -225,10 +225,10 @@ def _streamlined(traced, inputs):
     - On CPU, the copies Keras makes of the query, key and value (``contiguous`` after moving the head axis) are
       dropped: PyTorch's attention reads the strided views as they are (as diffusers passes them).
 
-    The rewritten function is run once on ``inputs`` (the trace's example inputs) next to the plain trace; where
-    their results differ by more than rounding, a warning says so and the plain trace is kept. ``traced`` itself
-    where nothing fits, or where ``KERAS_DIT_STREAMLINE_TORCH=0`` (the plain trace, for a comparison or should a
-    PyTorch version record a graph these rewrites do not expect).
+    The rewritten function is run once on ``inputs`` (the trace's example inputs) next to the plain trace; where it
+    fails or their results differ by more than rounding, a warning says so and the plain trace is kept. ``traced``
+    itself where nothing fits, or where ``KERAS_DIT_STREAMLINE_TORCH=0`` (the plain trace, for a comparison or
+    should a PyTorch version record a graph these rewrites do not expect).
     """
     import torch
 
@@ -239,8 +239,11 @@ def _streamlined(traced, inputs):
     if not sum(rewrite(graph) for rewrite in rewrites):
         return traced
     rewritten = torch._C._create_function_from_graph(traced.name, graph)
-    if _same_results(traced(*inputs), rewritten(*inputs)):
-        return rewritten
+    try:
+        if _same_results(traced(*inputs), rewritten(*inputs)):
+            return rewritten
+    except RuntimeError:  # an op of the rewrite this PyTorch build cannot run on these inputs
+        pass
     import warnings
 
     warnings.warn("keras_dit: the streamlined PyTorch trace computed other values than the plain trace with this "

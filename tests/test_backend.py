@@ -187,8 +187,10 @@ def test_torch_traces_fuse_multiply_adds_and_pass_attention_views_uncopied():
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
-def test_a_rewrite_that_changes_values_is_refused_with_a_warning(monkeypatch):
-    """Should a PyTorch version make a rewrite compute something else, the plain trace runs (and says so)."""
+@pytest.mark.parametrize("failure", ["other values", "an error"])
+def test_a_rewrite_that_changes_values_or_fails_is_refused_with_a_warning(monkeypatch, failure):
+    """Should a PyTorch version make a rewrite compute something else, or fail to run it, the plain trace runs
+    (and says so)."""
     import torch
 
     def drop_gelus(graph):  # a wrong rewrite: the GELU's input passed on as its output
@@ -197,7 +199,12 @@ def test_a_rewrite_that_changes_values_is_refused_with_a_warning(monkeypatch):
             gelu.destroy()
         return 1
 
+    def failing(*args):
+        raise RuntimeError("no kernel for these inputs")
+
     monkeypatch.setattr(kd.backend, "_fuse_linear_gelu", drop_gelus)
+    if failure == "an error":
+        monkeypatch.setattr(torch._C, "_create_function_from_graph", lambda name, graph: failing)
     args = (torch.linspace(-3, 3, 12).reshape(3, 4),)
     plain = torch.jit.trace(lambda x: torch.nn.functional.gelu(x) * 2, args)
     with pytest.warns(UserWarning, match="plain trace"):

@@ -172,6 +172,10 @@ compute_scale_factor <- function(vae, data, batch_size = 32, max_batches = NULL,
 #' @param epochs passes over the data.
 #' @param batch_size images per batch.
 #' @param learning_rate AdamW's learning rate.
+#' @param lr_schedule the learning rate over the run: `"constant"`, or
+#'   `"cosine"` (decayed from `learning_rate` to 0 over the `epochs` of this
+#'   call, as the command line's `train.lr_schedule`). It is part of the
+#'   optimizer, so it applies to the call that compiles the model.
 #' @param ema keep an exponential moving average of the weights for sampling.
 #' @param verbose Keras progress output: 0 silent, 1 progress bar, 2 one line
 #'   per epoch.
@@ -179,11 +183,16 @@ compute_scale_factor <- function(vae, data, batch_size = 32, max_batches = NULL,
 #' @return The trained `model`, invisibly; its losses per epoch are in
 #'   [training_history()].
 #' @export
-train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, learning_rate = 1e-4, ema = TRUE,
-                      verbose = 1, ...) {
+train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, learning_rate = 1e-4,
+                      lr_schedule = "constant", ema = TRUE, verbose = 1, ...) {
   model <- check_model(model, "model", "diffusion_model")
   epochs <- check_number(epochs, "epochs", 1, whole = TRUE)
   learning_rate <- check_number(learning_rate, "learning_rate", 0, above = TRUE)
+  lr_schedule <- check_string(lr_schedule, "lr_schedule", c("constant", "cosine"))
+  if (lr_schedule != "constant" && isTRUE(model$compiled)) {
+    input_error("This model is already compiled (by an earlier train_dit() call), and its optimizer keeps its ",
+                "learning rate: lr_schedule = \"", lr_schedule, "\" applies to the call that compiles the model.")
+  }
   ema <- check_flag(ema, "ema")
   verbose <- check_verbose(verbose)
   data <- image_dataset(data, labels = labels, batch_size = batch_size, ...)
@@ -195,6 +204,10 @@ train_dit <- function(model, data, labels = NULL, epochs = 1, batch_size = 16, l
   }
   if (!isTRUE(model$compiled)) {
     keras <- reticulate::import("keras")
+    if (lr_schedule == "cosine") {
+      steps <- as.integer(epochs * reticulate::py_len(data))
+      learning_rate <- keras$optimizers$schedules$CosineDecay(learning_rate, decay_steps = steps)
+    }
     model$compile(optimizer = keras$optimizers$AdamW(learning_rate, use_ema = ema))
   }
   history <- py_call(model$fit(data, epochs = epochs, verbose = verbose))

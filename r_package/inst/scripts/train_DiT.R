@@ -21,6 +21,7 @@ hp <- list(
   epochs = 30,
   batch_size = 64,
   learning_rate = 1e-3,
+  lr_schedule = "constant",   # or cosine: decayed to 0 over the epochs
   sample_steps = 20,
   guidance_scale = 3,
   backend = "jax",
@@ -46,7 +47,8 @@ run_script({
     diffusion_model(hp$objective, autoencoder = vae, seed = hp$seed)
   message(sprintf("Training a DiT (%d classes: %s) on '%s' for %d epochs on %s.", length(classes),
                   paste(utils::head(classes, 5), collapse = ", "), hp$data, hp$epochs, backend()))
-  train_dit(model, data, epochs = hp$epochs, learning_rate = hp$learning_rate, verbose = 2)
+  train_dit(model, data, epochs = hp$epochs, learning_rate = hp$learning_rate,
+            lr_schedule = hp$lr_schedule, verbose = 2)
   path <- file.path(hp$output, "dit.keras")
   save_model(model, path)
   labels <- seq_along(classes) - 1

@@ -16,6 +16,23 @@ test_that("arrays cross to NumPy and back with (batch, height, width, channels) 
   expect_identical(u8[2, 1, 1, 1], 255L)
 })
 
+test_that("lr_schedule = 'cosine' decays the learning rate to 0 over the epochs of the call that compiles", {
+  skip_if_no_kerasdit()
+  toy <- toy_images(8)
+  model <- tiny_dit() |> diffusion_model("flow", seed = 0)
+  train_dit(model, toy$images, toy$labels, epochs = 3, batch_size = 4, learning_rate = 1e-3, lr_schedule = "cosine",
+            verbose = 0)
+  optimizer <- model$optimizer
+  expect_equal(as.numeric(to_array(optimizer$iterations)), 6)  # 3 epochs of 2 batches
+  expect_equal(as.numeric(to_array(optimizer$learning_rate)), 0, tolerance = 1e-9)
+  expect_equal(as.numeric(to_array(optimizer$`_learning_rate`(2L))), 1e-3 * (1 + cos(pi / 3)) / 2,
+               tolerance = 1e-6)  # CosineDecay at step 2 of 6
+  expect_error(train_dit(model, toy$images, toy$labels, batch_size = 4, lr_schedule = "cosine", verbose = 0),
+               "already compiled .* applies to the call that compiles the model", class = "kerasdit_error")
+  expect_error(train_dit(model, toy$images, toy$labels, lr_schedule = "linear"),
+               "'lr_schedule' must be one of \"constant\", \"cosine\"", class = "kerasdit_error")
+})
+
 test_that("a tiny DiT trains, generates with CFG, a negative condition, DDIM and DDPM, and reloads", {
   skip_if_no_kerasdit()
   toy <- toy_images(16)
