@@ -14,10 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_child(script, argv, what, **env):
-    """``python script *argv`` with the repository importable and ``env`` added; its JSON result as a dict."""
+    """``python script *argv`` with the repository importable (before any ``PYTHONPATH`` already set) and ``env``
+    added; its JSON result as a dict."""
     done = subprocess.run(
         [sys.executable, os.path.abspath(script), *argv], capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=ROOT, **env),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])), **env),
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:

@@ -28,6 +28,10 @@ from child_process import run_workers  # benchmarks/ (the script's folder) is on
 CONFIGS = {
     # DiT-S/2 as in the paper, on the 32x32x4 latents of 256 px images.
     "dit-s2": dict(input_size=32, patch_size=2, in_channels=4, hidden_size=384, depth=12, num_heads=6),
+    # DiT-XL/2, the paper's largest, on the same latents (for a GPU: benchmarks/gpu.sh).
+    "dit-xl2": dict(input_size=32, patch_size=2, in_channels=4, hidden_size=1152, depth=28, num_heads=16),
+    # A small latent DiT (16x16x4), the sampling benchmark's default: a step takes milliseconds on a CPU.
+    "small": dict(input_size=16, patch_size=2, in_channels=4, hidden_size=256, depth=6, num_heads=4),
     # A small pixel-space model: 32x32 RGB.
     "pixel": dict(input_size=32, patch_size=2, in_channels=3, hidden_size=256, depth=6, num_heads=4),
 }
@@ -46,7 +50,23 @@ def forward_flops(config, mlp_ratio=4.0):
 
 
 def peak_memory_mib():
+    """Peak memory of this process in MiB: the accelerator's peak allocation where the run used one (PyTorch's
+    CUDA allocator, JAX's device), else the host's peak resident set."""
+    import sys
+
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        return sys.modules["torch"].cuda.max_memory_allocated() / 2**20
+    if "jax" in sys.modules and sys.modules["jax"].default_backend() != "cpu":
+        return sys.modules["jax"].devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def torch_device():
+    """Where the peer runs: ``"cuda"`` where PyTorch sees a GPU (as keras_dit's torch backend then does), else
+    ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def timed(fn, repeats):
@@ -100,14 +120,14 @@ def keras_worker(args):
     train_seconds = timed(step, args.train_steps)
 
     sample_labels = rng.integers(0, NUM_CLASSES, args.sample_batch)
-    sample = lambda steps: model.generate(  # noqa: E731
+    sample = lambda steps: keras.ops.convert_to_numpy(model.generate(  # noqa: E731  (numpy: waits for the device)
         sample_labels, num_steps=steps, sampler="ddim", guidance_scale=4.0, seed=0, return_latents=True
-    )
+    ))
     sample(args.sample_steps)  # compiles the sampling loop (one program per step count, batch and sampler)
     sample_seconds = timed(lambda: sample(args.sample_steps), 1)
     return dict(
-        name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", gemm_gflops=gemm, setup_mib=setup_memory,
-        peak_mib=peak_memory_mib(),
+        name=f"keras_dit[{backend}{'+xla' if args.xla else ''}]", device=str(keras.ops.zeros(()).device),
+        gemm_gflops=gemm, setup_mib=setup_memory, peak_mib=peak_memory_mib(),
         train_img_s=args.batch / train_seconds, sample_img_s=args.sample_batch / sample_seconds,
     )
 
@@ -116,33 +136,35 @@ def diffusers_worker(args):
     import diffusers
     import torch
 
-    config = CONFIGS[args.config]
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
+    config, device = CONFIGS[args.config], torch_device()
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.precision == "bfloat16")
     gemm_dtype = torch.bfloat16 if args.precision == "bfloat16" else torch.float32
-    gemm = gemm_gflops(lambda a, b: torch.matmul(a, b).sum().item(), lambda n: torch.rand(n, n, dtype=gemm_dtype))
+    gemm = gemm_gflops(lambda a, b: torch.matmul(a, b).sum().item(),
+                       lambda n: torch.rand(n, n, dtype=gemm_dtype, device=device))
     head_dim = config["hidden_size"] // config["num_heads"]
     peer = diffusers.DiTTransformer2DModel(
         num_attention_heads=config["num_heads"], attention_head_dim=head_dim, in_channels=config["in_channels"],
         out_channels=config["in_channels"], num_layers=config["depth"], sample_size=config["input_size"],
         patch_size=config["patch_size"], num_embeds_ada_norm=NUM_CLASSES,
-    )
+    ).to(device)
     optimizer = torch.optim.AdamW(peer.parameters(), lr=1e-4)
     train_scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000)
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator(device).manual_seed(0)
     size, channels = config["input_size"], config["in_channels"]
-    x = torch.randn(args.batch, channels, size, size, generator=generator)
-    labels = torch.randint(0, NUM_CLASSES, (args.batch,), generator=generator)
+    x = torch.randn(args.batch, channels, size, size, generator=generator, device=device)
+    labels = torch.randint(0, NUM_CLASSES, (args.batch,), generator=generator, device=device)
     setup_memory = peak_memory_mib()
 
     def step():
-        noise = torch.randn(x.shape, generator=generator)
-        t = torch.randint(0, 1000, (args.batch,), generator=generator)
+        noise = torch.randn(x.shape, generator=generator, device=device)
+        t = torch.randint(0, 1000, (args.batch,), generator=generator, device=device)
         with autocast:
             prediction = peer(train_scheduler.add_noise(x, noise, t), timestep=t, class_labels=labels).sample
             loss = torch.nn.functional.mse_loss(prediction.float(), noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        return loss.item()  # waits for the device, as Keras' train_on_batch does
 
     peer.train()
     for _ in range(args.warmup):
@@ -151,25 +173,26 @@ def diffusers_worker(args):
 
     peer.eval()
     scheduler = diffusers.DDIMScheduler(num_train_timesteps=1000)
-    sample_labels = torch.randint(0, NUM_CLASSES, (args.sample_batch,), generator=generator)
+    sample_labels = torch.randint(0, NUM_CLASSES, (args.sample_batch,), generator=generator, device=device)
     class_input = torch.cat([sample_labels, torch.full_like(sample_labels, NUM_CLASSES)])
 
     @torch.no_grad()
     def sample(steps):
-        scheduler.set_timesteps(steps)
-        latents = torch.randn(args.sample_batch, channels, size, size, generator=generator)
+        scheduler.set_timesteps(steps, device=device)
+        latents = torch.randn(args.sample_batch, channels, size, size, generator=generator, device=device)
         for t in scheduler.timesteps:
             with autocast:
                 eps = peer(torch.cat([latents, latents]), timestep=t.expand(2 * args.sample_batch),
                            class_labels=class_input).sample.float()
             cond, uncond = eps.chunk(2)
             latents = scheduler.step(uncond + 4.0 * (cond - uncond), t, latents).prev_sample
-        return latents
+        return latents.cpu()  # waits for the device
 
     sample(2)
     sample_seconds = timed(lambda: sample(args.sample_steps), 1)
     return dict(
-        name="diffusers[torch]", gemm_gflops=gemm, setup_mib=setup_memory, peak_mib=peak_memory_mib(),
+        name="diffusers[torch]", device=device, gemm_gflops=gemm, setup_mib=setup_memory,
+        peak_mib=peak_memory_mib(),
         train_img_s=args.batch / train_seconds, sample_img_s=args.sample_batch / sample_seconds,
     )
 

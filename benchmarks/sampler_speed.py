@@ -23,11 +23,8 @@ import time
 import numpy as np
 
 from child_process import run_workers  # benchmarks/ (the script's folder) is on sys.path
-from dit_speed import CONFIGS as DIT_CONFIGS
-from dit_speed import NUM_CLASSES, timed
+from dit_speed import CONFIGS, NUM_CLASSES, timed, torch_device
 
-CONFIGS = {**DIT_CONFIGS, "small": dict(input_size=16, patch_size=2, in_channels=4, hidden_size=256, depth=6,
-                                        num_heads=4)}
 SAMPLERS = ("ddim", "dpm_solver", "unipc", "euler")
 GUIDANCE = 4.0
 
@@ -49,8 +46,8 @@ def keras_worker(args):
             models[kind] = kd.tasks.DiffusionModel(backbone, objective, seed=0)
             models[kind].compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=True if args.xla else "auto")
         model = models[kind]
-        run = lambda: model.generate(labels, num_steps=args.steps, sampler=name, guidance_scale=GUIDANCE,  # noqa
-                                     seed=0, return_latents=True)
+        run = lambda: keras.ops.convert_to_numpy(model.generate(  # noqa: E731  (numpy: waits for the device)
+            labels, num_steps=args.steps, sampler=name, guidance_scale=GUIDANCE, seed=0, return_latents=True))
         start = time.perf_counter()
         run()
         first = time.perf_counter() - start
@@ -58,6 +55,7 @@ def keras_worker(args):
     backend = keras.backend.backend()
     plain = "+plain" if os.environ.get("KERAS_DIT_STREAMLINE_TORCH") == "0" else ""
     return dict(name=f"keras_dit[{backend}{'+xla' if args.xla else ''}{plain}]", samplers=results,
+                device=str(keras.ops.zeros(()).device),
                 load=os.getloadavg()[0])
 
 
@@ -65,16 +63,16 @@ def diffusers_worker(args):
     import diffusers
     import torch
 
-    config = CONFIGS[args.config]
+    config, device = CONFIGS[args.config], torch_device()
     peer = diffusers.DiTTransformer2DModel(
         num_attention_heads=config["num_heads"], attention_head_dim=config["hidden_size"] // config["num_heads"],
         in_channels=config["in_channels"], out_channels=config["in_channels"], num_layers=config["depth"],
         sample_size=config["input_size"], patch_size=config["patch_size"], num_embeds_ada_norm=NUM_CLASSES,
-    ).eval()
+    ).eval().to(device)
     schedulers = {"ddim": diffusers.DDIMScheduler, "dpm_solver": diffusers.DPMSolverMultistepScheduler,
                   "unipc": diffusers.UniPCMultistepScheduler, "euler": diffusers.FlowMatchEulerDiscreteScheduler}
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, NUM_CLASSES, (args.batch,), generator=generator)
+    generator = torch.Generator(device).manual_seed(0)
+    labels = torch.randint(0, NUM_CLASSES, (args.batch,), generator=generator, device=device)
     class_input = torch.cat([labels, torch.full_like(labels, NUM_CLASSES)])
     size, channels = config["input_size"], config["in_channels"]
     results = {}
@@ -83,20 +81,20 @@ def diffusers_worker(args):
 
         @torch.no_grad()
         def sample():
-            scheduler.set_timesteps(args.steps)
-            latents = torch.randn(args.batch, channels, size, size, generator=generator)
+            scheduler.set_timesteps(args.steps, device=device)
+            latents = torch.randn(args.batch, channels, size, size, generator=generator, device=device)
             for t in scheduler.timesteps:
                 out = peer(torch.cat([latents, latents]), timestep=t.expand(2 * args.batch),
                            class_labels=class_input).sample
                 cond, uncond = out.chunk(2)
                 latents = scheduler.step(uncond + GUIDANCE * (cond - uncond), t, latents).prev_sample
-            return latents
+            return latents.cpu()  # waits for the device
 
         start = time.perf_counter()
         sample()
         first = time.perf_counter() - start
         results[name] = dict(img_s=args.batch / timed(sample, args.repeats), first_call_s=first)
-    return dict(name="diffusers[torch]", samplers=results, load=os.getloadavg()[0])
+    return dict(name="diffusers[torch]", samplers=results, device=device, load=os.getloadavg()[0])
 
 
 def report(args, runs):
@@ -116,6 +114,7 @@ def report(args, runs):
     first = ", ".join(f"{run['name']} {max(r['first_call_s'] for r in run['samplers'].values()):.1f} s"
                       for run in runs)
     print(f"first call (compilation included), slowest sampler: {first}")
+    print("devices: " + ", ".join(f"{run['name']} {run['device']}" for run in runs))
     print(json.dumps(dict(benchmark="sampler_speed", config=args.config, batch=args.batch, steps=args.steps,
                           repeats=args.repeats, runs=runs)))
 
