@@ -180,15 +180,35 @@ def test_a_streamlined_dit_forward_equals_the_eager_model():
     with torch.profiler.profile() as profile:
         traced(inputs)
     ops = [event.name for event in profile.events()]
-    assert ops.count("aten::addcmul") >= 4 * 2 and "aten::contiguous" not in ops, ops  # 4 per block at least
+    assert ops.count("aten::addcmul") >= 4 * 2, ops  # modulations and gated residuals: 4 per block at least
     if torch.backends.mkldnn.is_available():
         assert ops.count("mkldnn::_linear_pointwise") == 2 and "aten::gelu" not in ops, ops
 
 
+@pytest.mark.skipif(BACKEND != "torch", reason="a setting of PyTorch's TorchScript")
+def test_torch_traces_run_on_the_legacy_executor_and_leave_the_setting_as_it_was():
+    """The profiling executor doubled the peak memory of sampling (README, Sampling); other TorchScript code
+    keeps whatever executor it had."""
+    import torch
+
+    seen, dense = [], keras.layers.Dense(2)
+    dense.build((None, 3))
+
+    def layer(x):
+        seen.append(torch._C._jit_set_profiling_executor(False))  # the setting while traced: returned, kept
+        return dense(x)
+
+    x = np.ones((4, 3), "float32")
+    compiled = kd.backend.compiled_function(layer, dense.variables)
+    assert_close(compiled(x), dense(x), atol=1e-6, what="traced function")
+    assert seen == [False]
+    assert torch._C._jit_set_profiling_executor(True) is True  # restored: it was on before the call
+
+
 @pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
-def test_torch_traces_fuse_multiply_adds_and_pass_attention_views_uncopied():
-    """adaLN's ``x * (1 + scale) + shift`` and a gated residual become one ``addcmul`` each and the copies of the
-    attention inputs go, with the same values; an integer multiply-add is left alone."""
+def test_torch_traces_fuse_multiply_adds():
+    """adaLN's ``x * (1 + scale) + shift`` and a gated residual become one ``addcmul`` each, with the same values;
+    an integer multiply-add is left alone."""
     import torch
 
     def block(x, scale, shift, gate, counts):
@@ -204,7 +224,7 @@ def test_torch_traces_fuse_multiply_adds_and_pass_attention_views_uncopied():
     plain = torch.jit.trace(block, args)
     streamlined = kd.backend._streamlined(plain, args)
     kinds = [node.kind() for node in streamlined.graph.nodes()]
-    assert kinds.count("aten::addcmul") == 2 and "aten::contiguous" not in kinds, kinds
+    assert kinds.count("aten::addcmul") == 2, kinds
     assert kinds.count("aten::mul") == 1 and kinds.count("aten::add") == 2, kinds  # 1 + scale; the integers
     for expected, actual in zip(block(*args), streamlined(*args)):
         assert_close(actual, expected, atol=1e-6, what="streamlined block")
