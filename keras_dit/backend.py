@@ -181,7 +181,8 @@ def _legacy_torchscript_executor():
     traces get the legacy one and other TorchScript code keeps its own. Measured on a 2-core CPU: sampling the
     digits demo's 500 images (a batch of 1000 with guidance) peaked at 1.5 GB of memory against 3.0 GB for the
     plain trace under the profiling executor (and 4.5 GB for a function built from the rewritten graph), at the
-    same speed or faster."""
+    same speed or faster. The setting is process-wide: a TorchScript function another thread calls for the first
+    time during such a call gets the legacy executor too."""
     import torch
 
     was = torch._C._jit_set_profiling_executor(False)
