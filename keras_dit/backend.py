@@ -263,8 +263,9 @@ def _streamlined(traced, inputs):
         pass
     import warnings
 
-    warnings.warn("keras_dit: the streamlined PyTorch trace computed other values than the plain trace with this "
-                  "PyTorch version, so the plain trace runs (slower); KERAS_DIT_STREAMLINE_TORCH=0 skips the rewrite.")
+    warnings.warn("keras_dit: the streamlined PyTorch trace failed or computed other values than the plain trace "
+                  "with this PyTorch version, so the plain trace runs (slower); KERAS_DIT_STREAMLINE_TORCH=0 skips "
+                  "the rewrite.")
     return traced
 
 
@@ -329,11 +330,7 @@ def _fuse_bias_adds(graph):
         if len({t.scalarType() for t in types}) != 1 or types[0].scalarType() is None:
             continue
         transposed = graph.create("aten::t", [kernel]).insertBefore(add)
-        linear = graph.create("aten::linear", [x, transposed.output(), bias]).insertBefore(add)
-        linear.output().setType(add.output().type())
-        add.output().replaceAllUsesWith(linear.output())
-        add.destroy()
-        matmul.destroy()
+        _replace_pair(graph, matmul, add, "aten::linear", [x, transposed.output(), bias])
         fused += 1
     return fused
 
@@ -366,12 +363,8 @@ def _fuse_linear_gelu(graph):
         attribute.node().moveBefore(gelu)
         scalars = graph.create("prim::ListConstruct").insertBefore(gelu)
         scalars.output().setType(torch._C.ListType(torch._C.OptionalType(torch._C.NumberType.get())))
-        fused_node = graph.create("mkldnn::_linear_pointwise",
-                                  [*linear.inputs(), attribute, scalars.output(), approximate]).insertBefore(gelu)
-        fused_node.output().setType(gelu.output().type())
-        gelu.output().replaceAllUsesWith(fused_node.output())
-        gelu.destroy()
-        linear.destroy()
+        _replace_pair(graph, linear, gelu, "mkldnn::_linear_pointwise",
+                      [*linear.inputs(), attribute, scalars.output(), approximate])
         fused += 1
     return fused
 
@@ -398,14 +391,20 @@ def _fuse_multiply_adds(graph):
                 continue
             value = graph.insertConstant(1)
             value.node().moveBefore(add)
-            addcmul = graph.create("aten::addcmul", [other, *multiply.inputs(), value]).insertBefore(add)
-            addcmul.output().setType(add.output().type())
-            add.output().replaceAllUsesWith(addcmul.output())
-            add.destroy()
-            multiply.destroy()
+            _replace_pair(graph, multiply, add, "aten::addcmul", [other, *multiply.inputs(), value])
             fused += 1
             break
     return fused
+
+
+def _replace_pair(graph, first, last, kind, inputs):
+    """Put one ``kind(*inputs)`` node where ``first -> last`` (``first``'s output used by ``last`` only) was:
+    ``last``'s output type and uses move to it, and both old nodes go."""
+    node = graph.create(kind, inputs).insertBefore(last)
+    node.output().setType(last.output().type())
+    last.output().replaceAllUsesWith(node.output())
+    last.destroy()
+    first.destroy()
 
 
 def materialized(x):
