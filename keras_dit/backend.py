@@ -239,7 +239,8 @@ def _streamlined(traced, inputs):
       used by that add only) becomes one ``linear(x, kernel.t(), bias)``, so the bias is added inside the matrix
       multiply (``addmm``), as ``torch.nn.Linear`` does, rather than in a separate pass over the output.
     - On CPU, a ``linear`` followed by a GELU (a transformer's MLP) runs as one oneDNN matrix multiply with the
-      GELU applied to its output tiles (``_fuse_linear_gelu``).
+      GELU applied to its output tiles; on x86 CPUs not made by Intel every linear runs on oneDNN, not MKL
+      (``_linears_on_onednn``).
     - ``a * b + c`` (adaLN's modulation, a gated residual) runs as one ``addcmul``: one pass over memory, not two.
 
     The rewritten function is run once on ``inputs`` (the trace's example inputs) next to the plain trace; where it
@@ -252,7 +253,7 @@ def _streamlined(traced, inputs):
     if os.environ.get("KERAS_DIT_STREAMLINE_TORCH", "1") == "0":
         return traced
     graph = traced.graph.copy()
-    rewrites = (_drop_noop_casts, _fuse_bias_adds, _fuse_linear_gelu, _fuse_multiply_adds)
+    rewrites = (_drop_noop_casts, _fuse_bias_adds, _linears_on_onednn, _fuse_multiply_adds)
     if not sum(rewrite(graph) for rewrite in rewrites):
         return traced
     rewritten = torch._C._create_function_from_graph(traced.name, graph)
@@ -330,43 +331,73 @@ def _fuse_bias_adds(graph):
         if len({t.scalarType() for t in types}) != 1 or types[0].scalarType() is None:
             continue
         transposed = graph.create("aten::t", [kernel]).insertBefore(add)
-        _replace_pair(graph, matmul, add, "aten::linear", [x, transposed.output(), bias])
+        _replace_nodes(graph, [matmul, add], "aten::linear", [x, transposed.output(), bias])
         fused += 1
     return fused
 
 
-def _fuse_linear_gelu(graph):
-    """Rewrite each CPU ``aten::gelu(aten::linear(x, w, b))`` (the linear used by the GELU only, float32 or
-    bfloat16) as oneDNN's ``mkldnn::_linear_pointwise(x, w, b, "gelu", [], approximate)``, the op PyTorch's own
-    compiler (inductor) emits for this pattern on CPU: the GELU is applied while the product's tiles are in
-    cache. On a 2-core AVX-512 CPU, PyTorch's separate tanh GELU took half as long as the matrix multiply before
-    it (a (512, 256) x (256, 1024) product: 0.9 ms, its GELU 0.47 ms, both fused 1.05 ms). Nothing changes where
-    PyTorch was built without oneDNN."""
+def _linears_on_onednn(graph):
+    """On CPU, run float32 / bfloat16 ``aten::linear`` ops as oneDNN's ``mkldnn::_linear_pointwise`` (the op
+    PyTorch's own compiler, inductor, emits for them):
+
+    - a linear followed by a GELU only (a transformer's MLP) becomes one multiply with the GELU applied to its
+      output tiles while they are in cache. On a 2-core AVX-512 Intel CPU, PyTorch's separate tanh GELU took half
+      as long as the matrix multiply before it (a (512, 256) x (256, 1024) product: 0.9 ms, its GELU 0.47 ms,
+      both fused 1.05 ms).
+    - every other linear too where ``_mkl_runs_a_slow_path()``: PyTorch multiplies float32 matrices with MKL,
+      which takes a generic code path on x86 CPUs that are not Intel's. On a 2-core AMD EPYC (AVX-512) oneDNN
+      ran DiT-S/2's linears at 390-440 GFLOP/s against MKL's 160-190.
+
+    Nothing changes where PyTorch was built without oneDNN."""
     import torch
 
     if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
         return 0
-    fused = 0
-    for gelu in list(graph.nodes()):
-        if gelu.kind() != "aten::gelu":
-            continue
-        product, approximate = gelu.inputs()
-        linear = product.node()
-        if linear.kind() != "aten::linear" or len(product.uses()) != 1:
-            continue
+    every_linear = _mkl_runs_a_slow_path()
+    rewritten = 0
+    for linear in graph.findAllNodes("aten::linear"):  # (not graph.nodes(): a fused GELU goes with its linear)
+        product = linear.output()
         result = product.type()  # linear's operands share its dtype and device
         if not isinstance(result, torch._C.TensorType) or result.scalarType() not in ("Float", "BFloat16"):
             continue
         if str(result.device()) != "cpu":
             continue
-        attribute = graph.insertConstant("gelu")
-        attribute.node().moveBefore(gelu)
-        scalars = graph.create("prim::ListConstruct").insertBefore(gelu)
+        users = [use.user for use in product.uses()]
+        if len(users) == 1 and users[0].kind() == "aten::gelu":
+            nodes, attribute, approximate = [linear, users[0]], "gelu", users[0].inputsAt(1)
+        elif every_linear:
+            nodes, attribute, approximate = [linear], "none", None
+        else:
+            continue
+        attribute = graph.insertConstant(attribute)
+        attribute.node().moveBefore(nodes[-1])
+        if approximate is None:
+            approximate = graph.insertConstant("")
+            approximate.node().moveBefore(nodes[-1])
+        scalars = graph.create("prim::ListConstruct").insertBefore(nodes[-1])
         scalars.output().setType(torch._C.ListType(torch._C.OptionalType(torch._C.NumberType.get())))
-        _replace_pair(graph, linear, gelu, "mkldnn::_linear_pointwise",
-                      [*linear.inputs(), attribute, scalars.output(), approximate])
-        fused += 1
-    return fused
+        _replace_nodes(graph, nodes, "mkldnn::_linear_pointwise",
+                       [*linear.inputs(), attribute, scalars.output(), approximate])
+        rewritten += 1
+    return rewritten
+
+
+def _mkl_runs_a_slow_path():
+    """Whether this is an x86 CPU of another vendor than Intel (AMD, Hygon), on which MKL, PyTorch's float32
+    matrix multiply on CPU, does not run its fast kernels (``/proc/cpuinfo``'s ``vendor_id``; False where it
+    cannot be read, or where PyTorch has no MKL)."""
+    import platform
+
+    import torch
+
+    if not torch.backends.mkl.is_available() or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            vendors = {line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("vendor_id")}
+    except OSError:
+        return False
+    return bool(vendors) and "GenuineIntel" not in vendors
 
 
 def _fuse_multiply_adds(graph):
@@ -391,20 +422,20 @@ def _fuse_multiply_adds(graph):
                 continue
             value = graph.insertConstant(1)
             value.node().moveBefore(add)
-            _replace_pair(graph, multiply, add, "aten::addcmul", [other, *multiply.inputs(), value])
+            _replace_nodes(graph, [multiply, add], "aten::addcmul", [other, *multiply.inputs(), value])
             fused += 1
             break
     return fused
 
 
-def _replace_pair(graph, first, last, kind, inputs):
-    """Put one ``kind(*inputs)`` node where ``first -> last`` (``first``'s output used by ``last`` only) was:
-    ``last``'s output type and uses move to it, and both old nodes go."""
-    node = graph.create(kind, inputs).insertBefore(last)
-    node.output().setType(last.output().type())
-    last.output().replaceAllUsesWith(node.output())
-    last.destroy()
-    first.destroy()
+def _replace_nodes(graph, nodes, kind, inputs):
+    """Put one ``kind(*inputs)`` node where the chain ``nodes`` was (each node's output used by the next one only):
+    the last one's output type and uses move to it, and the old nodes go."""
+    node = graph.create(kind, inputs).insertBefore(nodes[-1])
+    node.output().setType(nodes[-1].output().type())
+    nodes[-1].output().replaceAllUsesWith(node.output())
+    for old in reversed(nodes):
+        old.destroy()
 
 
 def materialized(x):

@@ -130,12 +130,14 @@ def test_compiled_function_equals_the_function_and_reads_the_current_weights():
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
-def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_multiply():
-    """A traced Keras MLP runs as linear ops (the GELU inside the first one's oneDNN multiply) without Keras'
-    no-op ``aten::to`` casts, with the values of the model; a matmul + add that is no Dense (batched, a bias of
-    another shape) and a real cast stay as they are."""
+@pytest.mark.parametrize("slow_mkl", [False, True], ids=["intel", "other-x86"])
+def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_multiply(monkeypatch, slow_mkl):
+    """A traced Keras MLP runs as linear ops (the GELU inside the first one's oneDNN multiply; the second one on
+    oneDNN too where MKL runs a slow path) without Keras' no-op ``aten::to`` casts, with the values of the model;
+    a matmul + add that is no Dense (batched, a bias of another shape) and a real cast stay as they are."""
     import torch
 
+    monkeypatch.setattr(kd.backend, "_mkl_runs_a_slow_path", lambda: slow_mkl)
     inputs = keras.Input((5, 4))
     hidden = keras.layers.Dense(8, activation="gelu", bias_initializer="ones")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(3, bias_initializer="ones")(hidden))
@@ -148,7 +150,8 @@ def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_mul
     ops = [event.name for event in profile.events()]
     assert "aten::to" not in ops and "aten::add" not in ops, ops
     if torch.backends.mkldnn.is_available():
-        assert ops.count("mkldnn::_linear_pointwise") == 1 and ops.count("aten::linear") == 1, ops
+        onednn = 2 if slow_mkl else 1
+        assert ops.count("mkldnn::_linear_pointwise") == onednn and ops.count("aten::linear") == 2 - onednn, ops
         assert "aten::gelu" not in ops, ops
     else:
         assert ops.count("aten::linear") == 2, ops
@@ -162,11 +165,13 @@ def test_torch_traces_drop_noop_casts_and_add_dense_biases_inside_the_matrix_mul
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="a rewrite of PyTorch's traced graphs")
-def test_a_streamlined_dit_forward_equals_the_eager_model():
+@pytest.mark.parametrize("slow_mkl", [False, True], ids=["intel", "other-x86"])
+def test_a_streamlined_dit_forward_equals_the_eager_model(monkeypatch, slow_mkl):
     """Every rewrite at once on a real DiT (adaLN modulation, attention, GELU MLPs, gated residuals): the traced
     forward gives the eager model's values, with the fused ops in its profile."""
     import torch
 
+    monkeypatch.setattr(kd.backend, "_mkl_runs_a_slow_path", lambda: slow_mkl)
     backbone = kd.models.DiT(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2, num_heads=2,
                              num_classes=3, seed=0)
     rng = np.random.default_rng(0)
@@ -182,7 +187,37 @@ def test_a_streamlined_dit_forward_equals_the_eager_model():
     ops = [event.name for event in profile.events()]
     assert ops.count("aten::addcmul") >= 4 * 2, ops  # modulations and gated residuals: 4 per block at least
     if torch.backends.mkldnn.is_available():
-        assert ops.count("mkldnn::_linear_pointwise") == 2 and "aten::gelu" not in ops, ops
+        assert "aten::gelu" not in ops, ops
+        if slow_mkl:  # every Dense: patches in, timestep MLP (2), per block qkv, attention out, MLP (2), adaLN,
+            # and the final layer's adaLN and projection
+            assert ops.count("mkldnn::_linear_pointwise") == 1 + 2 + 5 * 2 + 2 and "aten::linear" not in ops, ops
+        else:
+            assert ops.count("mkldnn::_linear_pointwise") == 2, ops
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="which matrix multiply PyTorch traces use")
+@pytest.mark.parametrize("cpuinfo, slow", [("vendor_id\t: GenuineIntel\n", False),
+                                           ("vendor_id\t: AuthenticAMD\nvendor_id\t: AuthenticAMD\n", True),
+                                           ("", False), (None, False)])
+def test_mkl_counts_as_slow_on_x86_cpus_not_made_by_intel(monkeypatch, cpuinfo, slow):
+    """MKL is kept on Intel CPUs and where the vendor cannot be read (no /proc/cpuinfo: None)."""
+    import io
+    import platform
+
+    import torch
+
+    def fake_open(path, *args, **kwargs):
+        assert path == "/proc/cpuinfo"
+        if cpuinfo is None:
+            raise FileNotFoundError(path)
+        return io.StringIO(cpuinfo)
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: True)
+    monkeypatch.setattr(kd.backend, "open", fake_open, raising=False)
+    assert kd.backend._mkl_runs_a_slow_path() is slow
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert kd.backend._mkl_runs_a_slow_path() is False
 
 
 @pytest.mark.skipif(BACKEND != "torch", reason="a setting of PyTorch's TorchScript")
@@ -246,7 +281,7 @@ def test_a_rewrite_that_changes_values_or_fails_is_refused_with_a_warning(monkey
     def failing(*args):
         raise RuntimeError("no kernel for these inputs")
 
-    monkeypatch.setattr(kd.backend, "_fuse_linear_gelu", drop_gelus)
+    monkeypatch.setattr(kd.backend, "_linears_on_onednn", drop_gelus)
     if failure == "an error":
         monkeypatch.setattr(torch._C, "_create_function_from_graph", lambda name, graph: failing)
     args = (torch.linspace(-3, 3, 12).reshape(3, 4),)
