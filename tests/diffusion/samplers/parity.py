@@ -188,7 +188,7 @@ def scheduler_config(objective):
     }
 
 
-def multistep_parity(name, sampler, scheduler_class, objective, num_steps, sigmas=None, **scheduler_kwargs):
+def assert_multistep_parity(name, sampler, scheduler_class, objective, num_steps, sigmas=None, **scheduler_kwargs):
     """Sample with our multistep ``sampler`` and with diffusers' ``scheduler_class`` (configured for
     ``objective``, then ``scheduler_kwargs``) from the same noise with the same analytic model; assert parity.
 

@@ -21,8 +21,8 @@ class NoisyDDIM(InjectedNoise, kd.samplers.DDIM):
     pass
 
 
-def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear", clip=None, learn_sigma=False,
-               **options):
+def assert_matches_diffusers(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear", clip=None,
+                             learn_sigma=False, **options):
     objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
     model_fn = gaussian_model(objective)
     noise = initial_noise()
@@ -53,7 +53,8 @@ def run_parity(num_steps, spacing, prediction="eps", eta=0.0, schedule="linear",
 @pytest.mark.parametrize("spacing", ["leading", "trailing"])
 @pytest.mark.parametrize("num_steps", [1, 8, 40])
 def test_parity_spacings(spacing, num_steps):
-    run_parity(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")  # see test_ddpm single step
+    # v at one step: see test_ddpm's single step
+    assert_matches_diffusers(num_steps, spacing, prediction="v" if num_steps == 1 else "eps")
 
 
 @pytest.mark.parametrize("spacing,num_steps", [("trailing", 37), ("linspace", 37), ("linspace", 7), ("leading", 13),
@@ -61,7 +62,7 @@ def test_parity_spacings(spacing, num_steps):
 @pytest.mark.parametrize("set_alpha_to_one", [True, False])
 def test_parity_diffusers_step_rule(spacing, num_steps, set_alpha_to_one):
     """step_rule="stride" is diffusers' ``t - T // n``: parity for every spacing and step count."""
-    run_parity(num_steps, spacing, "v", eta=0.5, step_rule="stride", set_alpha_to_one=set_alpha_to_one)
+    assert_matches_diffusers(num_steps, spacing, "v", eta=0.5, step_rule="stride", set_alpha_to_one=set_alpha_to_one)
 
 
 def test_final_alpha_and_step_rule_change_the_result():
@@ -76,12 +77,12 @@ def test_final_alpha_and_step_rule_change_the_result():
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_parity_predictions_and_eta(prediction, eta):
-    run_parity(20, "trailing", prediction, eta)
+    assert_matches_diffusers(20, "trailing", prediction, eta)
 
 
 @pytest.mark.parametrize("schedule", ["scaled_linear", "cosine"])
 def test_parity_schedules_clipping_learned_sigma(schedule):
-    run_parity(10, "leading", "eps", 0.3, schedule, clip=1.0, learn_sigma=True)
+    assert_matches_diffusers(10, "leading", "eps", 0.3, schedule, clip=1.0, learn_sigma=True)
 
 
 @pytest.mark.parametrize("spacing,num_steps", [("linspace", 7), ("linspace", 50), ("trailing", 7), ("leading", 13)])

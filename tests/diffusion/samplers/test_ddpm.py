@@ -22,8 +22,8 @@ class NoisyDDPM(InjectedNoise, kd.samplers.DDPM):
     pass
 
 
-def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="small", schedule="linear",
-               clip=None):
+def assert_matches_diffusers(monkeypatch, num_steps, spacing, prediction="eps", variance="small",
+                             schedule="linear", clip=None):
     learn_sigma = variance == "learned"
     objective = kd.diffusion.GaussianDiffusion(schedule, prediction, learn_sigma=learn_sigma)
     model_fn = gaussian_model(objective)
@@ -48,7 +48,7 @@ def run_parity(monkeypatch, num_steps, spacing, prediction="eps", variance="smal
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 @pytest.mark.parametrize("num_steps", [3, 10, 30])
 def test_parity_spacings(monkeypatch, spacing, num_steps):
-    run_parity(monkeypatch, num_steps, spacing)
+    assert_matches_diffusers(monkeypatch, num_steps, spacing)
 
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
@@ -57,23 +57,23 @@ def test_parity_single_step(monkeypatch, spacing, prediction):
     # One eps-prediction step from t = 999 returns x0 = (x - sqrt(1 - a) eps) / sqrt(a): float32 rounding of x
     # (2e-7 at |x| ~ 3) times 1 / sqrt(a) = 156 is ~3e-5 in any float32 implementation, so this edge case is
     # checked with the well-conditioned predictions.
-    run_parity(monkeypatch, 1, spacing, prediction)
+    assert_matches_diffusers(monkeypatch, 1, spacing, prediction)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
 @pytest.mark.parametrize("variance", ["small", "large", "learned"])
 def test_parity_predictions_and_variances(monkeypatch, prediction, variance):
-    run_parity(monkeypatch, 20, "trailing", prediction, variance)
+    assert_matches_diffusers(monkeypatch, 20, "trailing", prediction, variance)
 
 
 @pytest.mark.parametrize("schedule", ["scaled_linear", "cosine"])
 def test_parity_schedules_and_clipping(monkeypatch, schedule):
-    run_parity(monkeypatch, 10, "leading", "x0", "learned", schedule, clip=1.0)
+    assert_matches_diffusers(monkeypatch, 10, "leading", "x0", "learned", schedule, clip=1.0)
 
 
 @pytest.mark.large
 def test_parity_all_steps(monkeypatch):
-    run_parity(monkeypatch, 1000, "leading")
+    assert_matches_diffusers(monkeypatch, 1000, "leading")
 
 
 def test_seed_reproduces_and_varies():

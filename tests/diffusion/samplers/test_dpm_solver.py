@@ -5,40 +5,40 @@ import pytest
 
 import keras_dit as kd
 from keras_dit.diffusion.samplers import flow_times
-from tests.diffusion.samplers.parity import initial_noise, multistep_parity, ten_step_errors
+from tests.diffusion.samplers.parity import assert_multistep_parity, initial_noise, ten_step_errors
 
 diffusers = pytest.importorskip("diffusers")
 
 
-def run_parity(objective, num_steps, order=2, spacing="linspace", **kwargs):
+def assert_matches_diffusers(objective, num_steps, order=2, spacing="linspace", **kwargs):
     sampler = kd.samplers.DPMSolverMultistep(order=order, timestep_spacing=spacing, **kwargs)
-    multistep_parity("DPMSolverMultistep", sampler, diffusers.DPMSolverMultistepScheduler, objective, num_steps,
-                     solver_order=order, timestep_spacing=spacing, **kwargs)
+    assert_multistep_parity("DPMSolverMultistep", sampler, diffusers.DPMSolverMultistepScheduler, objective, num_steps,
+                            solver_order=order, timestep_spacing=spacing, **kwargs)
 
 
 @pytest.mark.parametrize("spacing,num_steps", [("linspace", 5), ("linspace", 37), ("leading", 10), ("trailing", 20),
                                                ("trailing", 7)])
 def test_parity_spacings(spacing, num_steps):
-    run_parity(kd.diffusion.GaussianDiffusion(), num_steps, spacing=spacing)
+    assert_matches_diffusers(kd.diffusion.GaussianDiffusion(), num_steps, spacing=spacing)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_parity_predictions_and_orders(prediction, order):
-    run_parity(kd.diffusion.GaussianDiffusion(prediction=prediction), 12, order=order, spacing="trailing")
+    assert_matches_diffusers(kd.diffusion.GaussianDiffusion(prediction=prediction), 12, order=order, spacing="trailing")
 
 
 @pytest.mark.parametrize("schedule", ["scaled_linear", "cosine"])
 def test_parity_schedules_learned_sigma_and_long_runs(schedule):
     # 25 steps: the second-to-last step keeps order 3 (lower_order_final applies below 15 steps).
     objective = kd.diffusion.GaussianDiffusion(schedule, "eps", learn_sigma=True)
-    run_parity(objective, 25, order=3, spacing="leading", lower_order_final=False)
+    assert_matches_diffusers(objective, 25, order=3, spacing="leading", lower_order_final=False)
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
 @pytest.mark.parametrize("order,num_steps", [(2, 4), (2, 25), (3, 9)])
 def test_parity_flow(shift, order, num_steps):
-    run_parity(kd.diffusion.RectifiedFlow(shift=shift), num_steps, order=order)
+    assert_matches_diffusers(kd.diffusion.RectifiedFlow(shift=shift), num_steps, order=order)
 
 
 @pytest.mark.parametrize("order", [2, 3])
@@ -46,8 +46,8 @@ def test_parity_flow_uniform_grid(order):
     # keras_dit's grid starts at t = 1 (alpha = 0, lambda = -inf): the steps that would use it are first order.
     objective = kd.diffusion.RectifiedFlow(shift=2.0)
     sampler = kd.samplers.DPMSolverMultistep(order=order, time_grid="uniform")
-    multistep_parity("DPMSolverMultistep", sampler, diffusers.DPMSolverMultistepScheduler, objective, 10,
-                     sigmas=flow_times(10, 2.0)[:-1], solver_order=order)
+    assert_multistep_parity("DPMSolverMultistep", sampler, diffusers.DPMSolverMultistepScheduler, objective, 10,
+                            sigmas=flow_times(10, 2.0)[:-1], solver_order=order)
 
 
 @pytest.mark.parametrize("order", [2, 3])

@@ -4,38 +4,38 @@ import numpy as np
 import pytest
 
 import keras_dit as kd
-from tests.diffusion.samplers.parity import initial_noise, multistep_parity, ten_step_errors
+from tests.diffusion.samplers.parity import assert_multistep_parity, initial_noise, ten_step_errors
 
 diffusers = pytest.importorskip("diffusers")
 
 
-def run_parity(objective, num_steps, order=2, spacing="linspace"):
+def assert_matches_diffusers(objective, num_steps, order=2, spacing="linspace"):
     sampler = kd.samplers.UniPC(order=order, timestep_spacing=spacing)
-    multistep_parity("UniPC", sampler, diffusers.UniPCMultistepScheduler, objective, num_steps,
-                     solver_order=order, timestep_spacing=spacing)
+    assert_multistep_parity("UniPC", sampler, diffusers.UniPCMultistepScheduler, objective, num_steps,
+                            solver_order=order, timestep_spacing=spacing)
 
 
 @pytest.mark.parametrize("spacing,num_steps", [("linspace", 5), ("linspace", 37), ("leading", 10), ("trailing", 20),
                                                ("trailing", 2)])
 def test_parity_spacings(spacing, num_steps):
-    run_parity(kd.diffusion.GaussianDiffusion(), num_steps, spacing=spacing)
+    assert_matches_diffusers(kd.diffusion.GaussianDiffusion(), num_steps, spacing=spacing)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v", "x0"])
 @pytest.mark.parametrize("order", [1, 2, 3])
 def test_parity_predictions_and_orders(prediction, order):
-    run_parity(kd.diffusion.GaussianDiffusion(prediction=prediction), 12, order, "trailing")
+    assert_matches_diffusers(kd.diffusion.GaussianDiffusion(prediction=prediction), 12, order, "trailing")
 
 
 @pytest.mark.parametrize("schedule", ["scaled_linear", "cosine"])
 def test_parity_schedules(schedule):
-    run_parity(kd.diffusion.GaussianDiffusion(schedule, "v"), 20, order=3, spacing="leading")
+    assert_matches_diffusers(kd.diffusion.GaussianDiffusion(schedule, "v"), 20, order=3, spacing="leading")
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
 @pytest.mark.parametrize("order,num_steps", [(2, 5), (2, 25), (3, 9)])
 def test_parity_flow(shift, order, num_steps):
-    run_parity(kd.diffusion.RectifiedFlow(shift=shift), num_steps, order=order)
+    assert_matches_diffusers(kd.diffusion.RectifiedFlow(shift=shift), num_steps, order=order)
 
 
 def test_parity_flow_uniform_grid():
@@ -47,8 +47,8 @@ def test_parity_flow_uniform_grid():
     scheduler = diffusers.UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction",
                                                   flow_shift=2.0)
     scheduler.set_timesteps(sigmas=np.linspace(1.0, 0.0, 11)[:-1])
-    multistep_parity("UniPC", sampler, diffusers.UniPCMultistepScheduler, objective, 10,
-                     sigmas=torch.as_tensor(scheduler.sigmas[:-1]).double().numpy())
+    assert_multistep_parity("UniPC", sampler, diffusers.UniPCMultistepScheduler, objective, 10,
+                            sigmas=torch.as_tensor(scheduler.sigmas[:-1]).double().numpy())
 
 
 def test_ten_steps_beat_euler():
