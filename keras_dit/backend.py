@@ -337,8 +337,8 @@ def _fuse_bias_adds(graph):
 
 
 def _linears_on_onednn(graph):
-    """On CPU, run float32 / bfloat16 ``aten::linear`` ops as oneDNN's ``mkldnn::_linear_pointwise`` (the op
-    PyTorch's own compiler, inductor, emits for them):
+    """On CPU, run float32 / bfloat16 ``aten::linear`` ops as oneDNN's ``mkldnn::_linear_pointwise`` (an op
+    PyTorch's own compiler, inductor, emits for linears on CPU):
 
     - a linear followed by a GELU only (a transformer's MLP) becomes one multiply with the GELU applied to its
       output tiles while they are in cache. On a 2-core AVX-512 Intel CPU, PyTorch's separate tanh GELU took half
