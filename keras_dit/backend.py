@@ -369,15 +369,12 @@ def _linears_on_onednn(graph):
             nodes, attribute, approximate = [linear], "none", None
         else:
             continue
-        attribute = graph.insertConstant(attribute)
-        attribute.node().moveBefore(nodes[-1])
         if approximate is None:
-            approximate = graph.insertConstant("")
-            approximate.node().moveBefore(nodes[-1])
+            approximate = _constant_before(graph, "", nodes[-1])
         scalars = graph.create("prim::ListConstruct").insertBefore(nodes[-1])
         scalars.output().setType(torch._C.ListType(torch._C.OptionalType(torch._C.NumberType.get())))
         _replace_nodes(graph, nodes, "mkldnn::_linear_pointwise",
-                       [*linear.inputs(), attribute, scalars.output(), approximate])
+                       [*linear.inputs(), _constant_before(graph, attribute, nodes[-1]), scalars.output(), approximate])
         rewritten += 1
     return rewritten
 
@@ -420,12 +417,18 @@ def _fuse_multiply_adds(graph):
             dtypes = {dtype(value) for value in (*multiply.inputs(), other, add.output())}
             if len(dtypes) != 1 or dtypes & {None, "Int", "Long", "Short", "Char", "Byte", "Bool"}:
                 continue
-            value = graph.insertConstant(1)
-            value.node().moveBefore(add)
-            _replace_nodes(graph, [multiply, add], "aten::addcmul", [other, *multiply.inputs(), value])
+            _replace_nodes(graph, [multiply, add], "aten::addcmul",
+                           [other, *multiply.inputs(), _constant_before(graph, 1, add)])
             fused += 1
             break
     return fused
+
+
+def _constant_before(graph, value, node):
+    """A graph constant holding ``value``, placed before ``node`` (which will use it)."""
+    constant = graph.insertConstant(value)
+    constant.node().moveBefore(node)
+    return constant
 
 
 def _replace_nodes(graph, nodes, kind, inputs):
